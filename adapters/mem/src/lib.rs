@@ -1,0 +1,5 @@
+//! # epidemic-mem
+//!
+//! The in-memory bus and deterministic discrete-event simulator.
+//!
+//! **Not implemented yet.**

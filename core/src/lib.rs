@@ -1,0 +1,47 @@
+//! # epidemic-core
+//!
+//! Pure, deterministic state machines for keeping a cluster's shared state
+//! eventually consistent over gossip: HyParView and full-mesh membership,
+//! Plumtree epidemic broadcast trees, Merkle hash-tree anti-entropy, dotted
+//! version vectors and CRDTs.
+//!
+//! The crate does no I/O, reads no clock and starts no thread. Every input
+//! carries the current time as an [`Instant`](time::Instant); every output is
+//! a value the caller drains: frames to send, events to act on, and the next
+//! deadline. The same seed and the same inputs always give the same outputs,
+//! which is what makes the simulator in `epidemic-mem` and the fuzzers worth
+//! anything.
+//!
+//! ```text
+//!            driver (mem bus, TCP, QUIC, your own runtime)
+//!   frames ──► handle_frame ┐                ┌─► poll_transmit ──► frames
+//!   timers ──► handle_timeout├─► state machine├─► poll_event    ──► application
+//!   links  ──► handle_link  ┘                └─► poll_timeout  ──► next wake-up
+//! ```
+//!
+//! ## Modules
+//!
+//! - [`time`]: `Instant` and `Duration`, monotonic microseconds.
+//! - [`clock`]: vector clocks, dots and DVVSets.
+//! - [`crdt`]: state-based CRDTs under one [`crdt::Merge`] trait.
+//! - [`hashtree`]: a segmented Merkle tree and its compare-exchange.
+//! - [`wire`]: versioned frames with typed decode errors.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs, unreachable_pub)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod clock;
+pub mod crdt;
+pub mod hashtree;
+pub mod identity;
+pub mod rng;
+pub mod time;
+pub mod wire;
+
+pub use identity::Identity;
+pub use time::{Duration, Instant};

@@ -1,0 +1,3 @@
+//! Placeholder; being written.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|_d: &[u8]| {});
