@@ -34,7 +34,9 @@ impl Instant {
 
     /// An instant `millis` milliseconds after the epoch (saturating).
     pub const fn from_millis(millis: u64) -> Self {
-        Instant { micros: millis.saturating_mul(1_000) }
+        Instant {
+            micros: millis.saturating_mul(1_000),
+        }
     }
 
     /// Microseconds since the epoch.
@@ -49,7 +51,9 @@ impl Instant {
 
     /// The time from `earlier` to `self`, or zero if `earlier` is later.
     pub const fn saturating_since(self, earlier: Instant) -> Duration {
-        Duration { micros: self.micros.saturating_sub(earlier.micros) }
+        Duration {
+            micros: self.micros.saturating_sub(earlier.micros),
+        }
     }
 
     /// `self + d`, or `None` on overflow.
@@ -74,12 +78,16 @@ impl Duration {
 
     /// A span of `millis` milliseconds (saturating).
     pub const fn from_millis(millis: u64) -> Self {
-        Duration { micros: millis.saturating_mul(1_000) }
+        Duration {
+            micros: millis.saturating_mul(1_000),
+        }
     }
 
     /// A span of `secs` seconds (saturating).
     pub const fn from_secs(secs: u64) -> Self {
-        Duration { micros: secs.saturating_mul(1_000_000) }
+        Duration {
+            micros: secs.saturating_mul(1_000_000),
+        }
     }
 
     /// The span in microseconds.
@@ -94,7 +102,9 @@ impl Duration {
 
     /// `self * n`, saturating.
     pub const fn saturating_mul(self, n: u64) -> Duration {
-        Duration { micros: self.micros.saturating_mul(n) }
+        Duration {
+            micros: self.micros.saturating_mul(n),
+        }
     }
 }
 
@@ -102,7 +112,9 @@ impl Duration {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant { micros: self.micros.saturating_add(d.micros) }
+        Instant {
+            micros: self.micros.saturating_add(d.micros),
+        }
     }
 }
 
@@ -123,13 +135,17 @@ impl Sub<Instant> for Instant {
 impl Add for Duration {
     type Output = Duration;
     fn add(self, other: Duration) -> Duration {
-        Duration { micros: self.micros.saturating_add(other.micros) }
+        Duration {
+            micros: self.micros.saturating_add(other.micros),
+        }
     }
 }
 
 impl From<core::time::Duration> for Duration {
     fn from(d: core::time::Duration) -> Self {
-        Duration { micros: u64::try_from(d.as_micros()).unwrap_or(u64::MAX) }
+        Duration {
+            micros: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+        }
     }
 }
 
@@ -179,7 +195,9 @@ pub struct MonotonicClock {
 impl MonotonicClock {
     /// A clock whose epoch is now.
     pub fn new() -> Self {
-        MonotonicClock { start: std::time::Instant::now() }
+        MonotonicClock {
+            start: std::time::Instant::now(),
+        }
     }
 
     /// The current instant on this clock.

@@ -107,7 +107,10 @@ impl fmt::Display for WireError {
             WireError::Truncated { len } => write!(f, "frame of {len} bytes is shorter than its header"),
             WireError::TooLarge { len, max } => write!(f, "frame of {len} bytes exceeds the maximum of {max}"),
             WireError::UnsupportedVersion(v) => {
-                write!(f, "protocol version {v} is not supported (this node speaks {PROTOCOL_VERSION})")
+                write!(
+                    f,
+                    "protocol version {v} is not supported (this node speaks {PROTOCOL_VERSION})"
+                )
             }
             WireError::UnknownKind(k) => write!(f, "unknown message kind {k}"),
             WireError::Malformed => f.write_str("malformed message body"),
@@ -137,7 +140,9 @@ pub enum EncodeError {
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EncodeError::TooLarge { len, max } => write!(f, "encoded frame of {len} bytes exceeds the maximum of {max}"),
+            EncodeError::TooLarge { len, max } => {
+                write!(f, "encoded frame of {len} bytes exceeds the maximum of {max}")
+            }
             EncodeError::Serialize => f.write_str("message could not be serialized"),
         }
     }
@@ -148,13 +153,22 @@ impl core::error::Error for EncodeError {}
 /// Checks a frame length (from a length prefix, say) against `max` before any
 /// buffer is allocated for it.
 pub const fn check_len(len: usize, max: usize) -> Result<(), WireError> {
-    if len > max { Err(WireError::TooLarge { len, max }) } else { Ok(()) }
+    if len > max {
+        Err(WireError::TooLarge { len, max })
+    } else {
+        Ok(())
+    }
 }
 
 /// Encodes `body` as a frame of `kind`, appending to `out`.
 ///
 /// On error `out` is left as it was.
-pub fn encode_into<T: Serialize + ?Sized>(kind: Kind, body: &T, max: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub fn encode_into<T: Serialize + ?Sized>(
+    kind: Kind,
+    body: &T,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.push(PROTOCOL_VERSION);
     out.push(kind as u8);
@@ -217,7 +231,11 @@ mod tests {
     }
 
     fn probe() -> Probe {
-        Probe { n: 7, name: "seven".into(), items: vec![1, 2, 3] }
+        Probe {
+            n: 7,
+            name: "seven".into(),
+            items: vec![1, 2, 3],
+        }
     }
 
     #[test]
@@ -235,9 +253,18 @@ mod tests {
         let frame = encode(Kind::Mesh, &probe(), DEFAULT_MAX_FRAME).unwrap();
         let max = frame.len() - 1;
         assert_eq!(split(&frame, max), Err(WireError::TooLarge { len: frame.len(), max }));
-        assert_eq!(check_len(4 << 30, DEFAULT_MAX_FRAME), Err(WireError::TooLarge { len: 4 << 30, max: DEFAULT_MAX_FRAME }));
+        assert_eq!(
+            check_len(4 << 30, DEFAULT_MAX_FRAME),
+            Err(WireError::TooLarge {
+                len: 4 << 30,
+                max: DEFAULT_MAX_FRAME
+            })
+        );
         let mut out = vec![9u8];
-        assert!(matches!(encode_into(Kind::Mesh, &probe(), 4, &mut out), Err(EncodeError::TooLarge { .. })));
+        assert!(matches!(
+            encode_into(Kind::Mesh, &probe(), 4, &mut out),
+            Err(EncodeError::TooLarge { .. })
+        ));
         assert_eq!(out, vec![9u8], "a failed encode leaves the buffer as it was");
     }
 
@@ -245,7 +272,10 @@ mod tests {
     fn header_errors_are_typed() {
         assert_eq!(split(&[], 100), Err(WireError::Truncated { len: 0 }));
         assert_eq!(split(&[PROTOCOL_VERSION], 100), Err(WireError::Truncated { len: 1 }));
-        assert_eq!(split(&[PROTOCOL_VERSION + 1, 1, 0], 100), Err(WireError::UnsupportedVersion(PROTOCOL_VERSION + 1)));
+        assert_eq!(
+            split(&[PROTOCOL_VERSION + 1, 1, 0], 100),
+            Err(WireError::UnsupportedVersion(PROTOCOL_VERSION + 1))
+        );
         assert_eq!(split(&[PROTOCOL_VERSION, 0], 100), Err(WireError::UnknownKind(0)));
         assert_eq!(split(&[PROTOCOL_VERSION, 200], 100), Err(WireError::UnknownKind(200)));
     }
