@@ -25,7 +25,11 @@
 //! - [`clock`]: vector clocks, dots and DVVSets.
 //! - [`crdt`]: state-based CRDTs under one [`crdt::Merge`] trait.
 //! - [`hashtree`]: a segmented Merkle tree and its compare-exchange.
+//! - [`membership`]: HyParView partial views and full-mesh membership.
+//! - [`broadcast`]: Plumtree epidemic broadcast trees.
 //! - [`wire`]: versioned frames with typed decode errors.
+//! - [`node`]: the [`Node`](node::Node), which composes them behind one
+//!   sans-IO contract.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
@@ -35,10 +39,13 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod broadcast;
 pub mod clock;
 pub mod crdt;
 pub mod hashtree;
 pub mod identity;
+pub mod membership;
+pub mod node;
 pub mod rng;
 pub mod time;
 pub mod wire;

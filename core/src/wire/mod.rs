@@ -24,6 +24,10 @@
 //! [`WireError`]. The protocol layers validate decoded messages further (list
 //! lengths, for instance) and report violations as [`WireError::Invalid`].
 
+mod message;
+
+pub use message::Message;
+
 use alloc::vec::Vec;
 use core::fmt;
 use serde::{Serialize, de::DeserializeOwned};
@@ -53,8 +57,6 @@ pub enum Kind {
     Mesh = 2,
     /// Plumtree broadcast (gossip, IHAVE, GRAFT, PRUNE).
     Plumtree = 3,
-    /// Hash-tree compare-exchange and repair.
-    Exchange = 4,
 }
 
 impl Kind {
@@ -64,7 +66,6 @@ impl Kind {
             1 => Some(Kind::HyParView),
             2 => Some(Kind::Mesh),
             3 => Some(Kind::Plumtree),
-            4 => Some(Kind::Exchange),
             _ => None,
         }
     }

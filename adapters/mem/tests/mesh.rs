@@ -1,0 +1,98 @@
+//! Full-mesh membership with Plumtree on the bus, at 5, 10 and 40 nodes.
+
+mod common;
+
+use common::{Measured, measure};
+use epidemic_core::Duration;
+use epidemic_core::broadcast::mesh_eager_fanout;
+use epidemic_core::node::Config;
+use epidemic_mem::{Bus, BusConfig};
+
+/// `n` mesh nodes; every node joins through node 0, then gossip runs.
+fn mesh(n: usize, seed: u64) -> Bus {
+    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
+    bus.add_nodes(n, &Config::mesh(n));
+    for id in 1..n as u32 {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
+    bus
+}
+
+fn run(n: usize) {
+    let mut bus = mesh(n, 60 + n as u64);
+    let all: Vec<u32> = (0..n as u32).collect();
+    for id in bus.alive().collect::<Vec<_>>() {
+        let node = bus.node(id).unwrap();
+        assert_eq!(node.members(), all, "node {id} knows every member");
+        assert_eq!(node.active_view().len(), n - 1, "node {id} reaches every other member");
+    }
+    // Warm-up: one broadcast per node so each sender-based tree forms.
+    let warmup: Vec<Measured> = (0..n as u32).map(|o| measure(&mut bus, o)).collect();
+    let runs: Vec<Measured> = (0..n as u32).map(|o| measure(&mut bus, o)).collect();
+    let mean = |v: &[Measured]| v.iter().map(|m| m.rmr).sum::<f64>() / v.len() as f64;
+    let max_ldh = runs.iter().map(|m| m.ldh).max().unwrap();
+    println!(
+        "mesh n={n}: eager fanout={} warm-up mean RMR={:.3}, measured mean RMR={:.3}, max LDH={max_ldh}",
+        mesh_eager_fanout(n),
+        mean(&warmup),
+        mean(&runs)
+    );
+    for m in warmup.iter().chain(&runs) {
+        assert_eq!(m.reliability, 100.0);
+        assert_eq!(m.duplicates, 0);
+    }
+    assert!(mean(&runs) <= mean(&warmup), "trees do not get worse after warm-up");
+
+    // Operator removes the last member: every node converges without it.
+    let gone = n as u32 - 1;
+    bus.with_node(0, |node, now| node.remove_member(now, gone));
+    bus.run_for(Duration::from_secs(30));
+    for id in 0..gone {
+        assert!(
+            !bus.node(id).unwrap().members().contains(&gone),
+            "node {id} still lists {gone}"
+        );
+    }
+}
+
+#[test]
+fn mesh_of_5() {
+    run(5);
+}
+
+#[test]
+fn mesh_of_10() {
+    run(10);
+}
+
+#[test]
+fn mesh_of_40() {
+    run(40);
+}
+
+#[test]
+fn a_crashed_member_stays_a_member_and_is_reached_again_after_restart() {
+    let mut bus = mesh(10, 7);
+    bus.crash(4);
+    bus.run_for(Duration::from_secs(10));
+    assert!(
+        bus.node(0).unwrap().members().contains(&4),
+        "membership is operator-controlled"
+    );
+    assert!(
+        !bus.node(0).unwrap().active_view().contains(&4),
+        "but 4 is not a neighbour while down"
+    );
+    let m = measure(&mut bus, 0);
+    assert_eq!(m.reliability, 100.0, "every live node delivers");
+    bus.restart(4, [0]);
+    bus.run_for(Duration::from_secs(30));
+    assert_eq!(
+        bus.node(4).unwrap().members().len(),
+        10,
+        "the restarted node relearns the members"
+    );
+    let m = measure(&mut bus, 4);
+    assert_eq!(m.reliability, 100.0);
+}

@@ -1,0 +1,290 @@
+//! Plumtree's configuration.
+
+use crate::time::Duration;
+use core::fmt;
+
+/// Whether trees are kept per originating node or shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TreeMode {
+    /// One eager/lazy pair for every message, as in the paper. Cheapest; the
+    /// tree is shaped by whoever broadcast first, so other senders' messages
+    /// take longer paths (the paper's multi-sender LDH of ≈17–18 optimised
+    /// against ≈8–9 for a single sender).
+    Shared,
+    /// Sender-based trees, as in Riak: an eager/lazy pair per root. At most
+    /// `max_roots` roots are tracked; the least recently used is evicted and
+    /// falls back to the shared pair.
+    PerRoot {
+        /// How many roots may have sets of their own.
+        max_roots: usize,
+    },
+}
+
+/// Plumtree's timers and bounds.
+///
+/// Every field is public; start from [`Config::default`] (a HyParView
+/// overlay) or [`Config::mesh`] (a full mesh) and change what you need.
+/// Every structure a peer can make grow has a count bound here.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Shared or per-root trees.
+    pub tree: TreeMode,
+    /// The paper's *timeout1* (§3.7): how long after the first announcement
+    /// of a missing message to wait for its payload before grafting.
+    pub ihave_timeout: Duration,
+    /// The paper's *timeout2* (§3.7): after a graft, how long to wait for the
+    /// payload before grafting the next announcer.
+    pub graft_timeout: Duration,
+    /// Riak's lazy tick: how often unacknowledged announcements are re-sent.
+    pub lazy_tick: Duration,
+    /// How long announcements wait in the lazy queue to be batched.
+    pub dispatch_interval: Duration,
+    /// Not in the paper nor in Riak: also keep every eager push in the
+    /// outstanding set, so that it is re-announced (as an IHAVE) on the lazy
+    /// tick until the peer acknowledges it. This closes the one gap the
+    /// outstanding set leaves on lossy links: a node whose links for a tree
+    /// are all tree links hears no IHAVE, so a lost push to it would be lost
+    /// for good. It costs one IHAVE and one ignored-IHAVE per tree edge per
+    /// lazy tick with traffic (batched, so not per message). Off by default:
+    /// over TCP or QUIC a push is lost only with its link, and the paper's
+    /// and Riak's message counts assume it off.
+    pub retransmit_eager: bool,
+    /// The hop-count optimisation (§3.8): when a lazy path is shorter than
+    /// the eager one by at least this many hops, the tree is rewired. `None`
+    /// turns it off.
+    pub optimization_threshold: Option<u32>,
+    /// Mesh mode (Riak): a neighbour that comes up joins the eager set only
+    /// while it has fewer than this many members; `None` makes every
+    /// neighbour eager, as the paper does over HyParView. See
+    /// [`mesh_eager_fanout`].
+    pub initial_eager_fanout: Option<usize>,
+    /// Mesh mode (Riak): of the neighbours that do not start eager, only this
+    /// many start lazy; the others are in neither set until a message makes
+    /// them eager or lazy. `None` makes them all lazy.
+    pub initial_lazy_fanout: Option<usize>,
+    /// The largest payload [`broadcast`](super::Plumtree::broadcast) accepts
+    /// and a GOSSIP may carry.
+    pub max_payload: usize,
+    /// Announcements per IHAVE, and ids per IGNORED_IHAVE.
+    pub max_ihave_batch: usize,
+    /// Delivered messages whose round and sender are remembered for the
+    /// optimisation.
+    pub max_received: usize,
+    /// Missing messages being waited for.
+    pub max_missing: usize,
+    /// Announcers remembered per missing message.
+    pub max_announcers: usize,
+    /// Unacknowledged announcements per peer.
+    pub max_outstanding: usize,
+    /// Announcements waiting for dispatch per peer.
+    pub max_lazy_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            // DESIGN.md: sender-based trees are Riak's first production lesson.
+            // 64 roots covers the broadcasters of a typical cluster and costs
+            // 64 × degree identities per node, which a 100,000-node
+            // simulation can afford (raise it for many concurrent senders).
+            tree: TreeMode::PerRoot { max_roots: 64 },
+            // Must exceed the eager path's latency minus the lazy path's
+            // (which already includes `dispatch_interval`), or the tree is
+            // grafted for nothing and RMR rises. 500 ms covers ten hops of
+            // 50 ms; a late graft costs one payload, a false one a duplicate.
+            ihave_timeout: Duration::from_millis(500),
+            // The paper: smaller than timeout1, about one round trip. 250 ms
+            // is a generous WAN round trip.
+            graft_timeout: Duration::from_millis(250),
+            // Riak's production value (`broadcast_lazy_timer`, 1000 ms).
+            lazy_tick: Duration::from_secs(1),
+            // Short against `ihave_timeout`, so batching barely delays repair,
+            // yet at 1,000 messages/s one IHAVE carries 20 announcements.
+            dispatch_interval: Duration::from_millis(20),
+            retransmit_eager: false,
+            // The paper's figure for a single sender: with per-root trees
+            // every tree has one sender. Use 7 (the multi-sender figure) with
+            // `TreeMode::Shared` and several senders.
+            optimization_threshold: Some(3),
+            // Over HyParView the active view (≈5) is the fanout, all eager.
+            initial_eager_fanout: None,
+            initial_lazy_fanout: None,
+            // 64 KiB: the figure `wire::DEFAULT_MAX_FRAME` (1 MiB) was sized
+            // for, with room for the frame's other fields.
+            max_payload: 64 * 1024,
+            // 128 announcements of a few hundred bytes each (a metadata id
+            // carries a version vector) stay well inside a 1 MiB frame.
+            max_ihave_batch: 128,
+            // Announcements of a delivered message arrive within a dispatch
+            // interval and a hop or two (tens of ms), so 256 covers that
+            // window beyond 5,000 msg/s. At about 70 bytes an entry with
+            // small ids, that is 18 KB a node: a 100,000-node simulation
+            // affords it (1,024 would cost it 7 GB).
+            max_received: 256,
+            // Messages missing at once: a second of traffic at 1,000 msg/s
+            // when the tree is broken.
+            max_missing: 1024,
+            // Above the active view size (5) with slack: announcers are tried
+            // one `graft_timeout` apart, so more would never be reached.
+            max_announcers: 8,
+            // A lazy tick's worth of traffic at 1,000 msg/s to a peer that
+            // has stopped acknowledging.
+            max_outstanding: 1024,
+            // Ten dispatch intervals at 5,000 msg/s.
+            max_lazy_queue: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration for a full mesh of `cluster_size` nodes, as Riak
+    /// sets it: [`mesh_eager_fanout`] eager neighbours and one lazy one.
+    pub fn mesh(cluster_size: usize) -> Self {
+        Config {
+            initial_eager_fanout: Some(mesh_eager_fanout(cluster_size)),
+            initial_lazy_fanout: Some(1),
+            ..Config::default()
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Config {
+            tree,
+            ihave_timeout,
+            graft_timeout,
+            lazy_tick,
+            dispatch_interval,
+            retransmit_eager,
+            optimization_threshold,
+            initial_eager_fanout,
+            initial_lazy_fanout,
+            max_payload,
+            max_ihave_batch,
+            max_received,
+            max_missing,
+            max_announcers,
+            max_outstanding,
+            max_lazy_queue,
+        } = self;
+        f.debug_struct("Config")
+            .field("tree", tree)
+            .field("ihave_timeout", ihave_timeout)
+            .field("graft_timeout", graft_timeout)
+            .field("lazy_tick", lazy_tick)
+            .field("dispatch_interval", dispatch_interval)
+            .field("retransmit_eager", retransmit_eager)
+            .field("optimization_threshold", optimization_threshold)
+            .field("initial_eager_fanout", initial_eager_fanout)
+            .field("initial_lazy_fanout", initial_lazy_fanout)
+            .field("max_payload", max_payload)
+            .field("max_ihave_batch", max_ihave_batch)
+            .field("max_received", max_received)
+            .field("max_missing", max_missing)
+            .field("max_announcers", max_announcers)
+            .field("max_outstanding", max_outstanding)
+            .field("max_lazy_queue", max_lazy_queue)
+            .finish()
+    }
+}
+
+/// The largest `n` for which `round(ln(n) + 1)` is `k`, for `k = 3, 4, ...`:
+/// `floor(e^(k - 0.5))`, computed to 60 digits. A table because `ln` is not
+/// available without std.
+const LN_STEPS: [u64; 42] = [
+    12,
+    33,
+    90,
+    244,
+    665,
+    1808,
+    4914,
+    13359,
+    36315,
+    98715,
+    268337,
+    729416,
+    1982759,
+    5389698,
+    14650719,
+    39824784,
+    108254987,
+    294267566,
+    799902177,
+    2174359553,
+    5910522063,
+    16066464720,
+    43673179097,
+    118716009132,
+    322703570371,
+    877199251318,
+    2384474784797,
+    6481674477934,
+    17619017951355,
+    47893456332463,
+    130187912050632,
+    353887435612259,
+    961965785544776,
+    2614894114445696,
+    7108019154642244,
+    19321599304402836,
+    52521552285925158,
+    142768381181291985,
+    388084696243620324,
+    1054923577702081418,
+    2867579591680571559,
+    7794889495725306399,
+];
+
+/// Riak's initial eager fanout for a full mesh of `n` nodes (itself
+/// included): `round(ln(n) + 1)` for `n ≥ 10` (riak_core PR #457, which
+/// raised the share of nodes that can fail before anti-entropy is needed
+/// from 64% to 85% at 10 nodes).
+///
+/// Below 10 Riak builds a cyclic tree instead (`riak_core_util:build_tree`):
+/// fanout 1 for 3–4 nodes, 2 for 5–9, each plus one lazy peer, and for two
+/// nodes the other node eager. This returns those fanouts, so `n < 10` gets
+/// the same number of eager peers, chosen at random rather than by position
+/// in a tree; 0 for a single node.
+pub fn mesh_eager_fanout(n: usize) -> usize {
+    match n {
+        0 | 1 => 0,
+        2..=4 => 1,
+        5..=9 => 2,
+        _ => {
+            let n = n as u64;
+            3 + LN_STEPS.iter().take_while(|&&step| n > step).count()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mesh_fanout_matches_round_ln_plus_one() {
+        for n in 10..200_000usize {
+            let want = ((n as f64).ln() + 1.0).round() as usize;
+            assert_eq!(mesh_eager_fanout(n), want, "n = {n}");
+        }
+        assert_eq!(
+            mesh_eager_fanout(usize::MAX),
+            ((usize::MAX as f64).ln() + 1.0).round() as usize
+        );
+        assert_eq!(
+            [1, 2, 4, 5, 9, 10, 20, 40, 100, 1000, 10_000, 100_000].map(mesh_eager_fanout),
+            [0, 1, 1, 2, 2, 3, 4, 5, 6, 8, 10, 13]
+        );
+    }
+
+    #[test]
+    fn debug_names_every_field() {
+        let s = alloc::format!("{:?}", Config::default());
+        assert!(s.contains("max_lazy_queue: 1024"));
+        assert!(s.contains("lazy_tick: 1000ms"));
+    }
+}

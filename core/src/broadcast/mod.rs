@@ -1,0 +1,318 @@
+//! Plumtree: epidemic broadcast trees (Leitão, Pereira, Rodrigues, SRDS 2007),
+//! with what Riak's cluster metadata learned in production.
+//!
+//! A broadcast travels as a full payload ("eager push") along the edges of a
+//! spanning tree embedded in the membership overlay, and as a short
+//! announcement ("lazy push", IHAVE) along every other overlay edge. The
+//! tree is not computed: it *emerges* from pruning the edges that deliver
+//! duplicates, and it heals by grafting the edges that announce what the tree
+//! failed to deliver. [`Plumtree`] is that protocol as a sans-IO state machine.
+//!
+//! ```text
+//!            GOSSIP (payload)              IHAVE (id, round), batched
+//!   root ─────────────────────► p ─────────────────────────────► q
+//!                               │◄──── IGNORED_IHAVE (q had it) ─┤
+//!                               │◄──── GRAFT (q lacks it) ───────┤  after a timer
+//!                               │───── GOSSIP ──────────────────►│
+//!          duplicate GOSSIP ──► x ──── PRUNE ──► back to the sender
+//! ```
+//!
+//! # State
+//!
+//! - **Eager and lazy sets** (paper §3). `eager` neighbours get the
+//!   payload, `lazy` ones an announcement. Every neighbour starts eager
+//!   (the paper's dynamic membership: "a new member is simply added to the
+//!   set of eagerPushPeers", as Riak quotes it). In full-mesh mode the eager
+//!   set starts capped at [`Config::initial_eager_fanout`] (Riak's
+//!   `ln(n) + 1`), kept a uniform random sample of the neighbours, and the
+//!   rest start lazy, up to [`Config::initial_lazy_fanout`] (Riak: one).
+//! - **Per-root sets** (Riak's sender-based trees). The paper builds one
+//!   shared tree and measures what that costs other senders (last delivery
+//!   hop ≈17–18 against ≈8–9). With [`TreeMode::PerRoot`] each
+//!   originating node ("root") has its own eager/lazy pair, so every sender
+//!   gets a shortest-latency tree of its own rather than sharing one tree
+//!   built for somebody else. A root is *tracked* only once its sets differ
+//!   from the shared pair, and at most `max_roots` are: the least recently
+//!   used is evicted and falls back to the shared pair, which stays the
+//!   template every new root starts from (a copy, as Riak's `common_eagers`
+//!   and `common_lazys`). With [`TreeMode::Shared`] there is one pair, as in
+//!   the paper.
+//! - **Missing** (§3.7). For each announced message we do not have, the
+//!   announcers in arrival order and one timer. Bounded by
+//!   [`Config::max_missing`] ids and [`Config::max_announcers`] per id.
+//! - **Outstanding** (Riak). Every IHAVE sent is remembered per peer until
+//!   the peer acknowledges it with an [`Message::IgnoredIHave`] (or a GRAFT we
+//!   cannot answer), and re-sent on every [`Config::lazy_tick`] until then.
+//!   A lost IHAVE is therefore harmless. Bounded per peer by
+//!   [`Config::max_outstanding`]; past it the oldest is dropped and counted.
+//! - **Lazy queue** (Riak's "lazy IHAVE batching"). Announcements wait per
+//!   peer for the next dispatch, [`Config::dispatch_interval`] after the
+//!   first, and leave in batches of at most [`Config::max_ihave_batch`].
+//!   Bounded per peer by [`Config::max_lazy_queue`].
+//! - **Received cache** (§3.8). The round and sender of each recently
+//!   delivered message, for the hop-count optimisation. Bounded by
+//!   [`Config::max_received`].
+//!
+//! What a message *is* and whether it is new is not the engine's business:
+//! that is the [`Handler`]'s, answered from the application's store. The
+//! engine never hashes payloads; message ids come from the caller ((origin,
+//! sequence) for plain broadcasts, (key, context) for metadata).
+//! [`MessageCache`] is a bounded handler for plain broadcasts.
+//!
+//! # Messages
+//!
+//! See [`Message`]: `Gossip` (eager push), `IHave` (lazy push, batched),
+//! `Graft` (pull a message and join the sender's eager set), `Attach` (join
+//! the eager set without a message: the paper's `GRAFT(null)` of §3.8),
+//! `Prune` (leave the eager set) and `IgnoredIHave` (Riak's acknowledgement
+//! of announcements we did not need).
+//!
+//! # Timers
+//!
+//! All are internal deadlines reported by [`Plumtree::poll_timeout`]; an idle
+//! engine has none.
+//!
+//! - **`ihave_timeout`** (the paper's *timeout1*, §3.7): started by the first
+//!   announcement of a missing message. If the payload has not arrived when
+//!   it fires, the first announcer is grafted.
+//! - **`graft_timeout`** (*timeout2*, §3.7): after each graft, how long to
+//!   wait for the payload before grafting the next announcer.
+//! - **`dispatch_interval`** (Riak): flushes the lazy queues.
+//! - **`lazy_tick`** (Riak, 1 s): re-sends unacknowledged announcements.
+//!
+//! # Choices beyond the paper and Riak
+//!
+//! - A GRAFT answered with the payload leaves the announcement outstanding,
+//!   as in Riak (`handle_graft` acknowledges only stale grafts): if the
+//!   payload is lost, the next lazy tick announces it again and the peer
+//!   grafts again. The peer acknowledges with IGNORED_IHAVE once it has the
+//!   message. A GRAFT we cannot answer (stale or missing) does acknowledge.
+//! - The optimisation's payload-less graft is its own message,
+//!   [`Message::Attach`].
+//! - Riak grafts on the first IHAVE; this engine waits for the paper's
+//!   timers, so an announcement that merely beats the eager path costs
+//!   nothing.
+//! - The sender of a payload and the announcers of a message have it, so
+//!   they get neither the payload nor an announcement of it when we forward
+//!   it; an IHAVE or GOSSIP from a peer also clears any outstanding
+//!   announcement of ours for that id.
+//! - Only the membership layer makes a peer a neighbour. Messages from other
+//!   peers are processed (their payloads delivered, their grafts answered)
+//!   but never put them in a set, so sets are bounded by the neighbour count.
+//! - Timers run only while there is work: an idle engine has no deadline.
+//! - Outputs (transmits, events) are queues the driver drains after every
+//!   call; each call adds a bounded amount to them.
+//!
+//! # Example
+//!
+//! Two engines passing a broadcast by hand; a driver does the same with a
+//! transport in between.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use epidemic_core::broadcast::{Config, Event, MessageCache, Plumtree};
+//! use epidemic_core::Instant;
+//!
+//! // Identities are u64 here; plain broadcasts use (origin, sequence) as id.
+//! let mut a: Plumtree<u64, (u64, u64)> = Plumtree::new(1, Config::default(), 7);
+//! let mut b: Plumtree<u64, (u64, u64)> = Plumtree::new(2, Config::default(), 8);
+//! let (mut store_a, mut store_b) = (MessageCache::new(64, 1024), MessageCache::new(64, 1024));
+//! let now = Instant::ZERO;
+//! a.neighbor_up(now, 2);
+//! b.neighbor_up(now, 1);
+//!
+//! a.broadcast(now, (1, 1), Bytes::from_static(b"hello"), &mut store_a).unwrap();
+//! while let Some((to, msg)) = a.poll_transmit() {
+//!     assert_eq!(to, 2);
+//!     b.handle_message(now, 1, msg, &mut store_b);
+//! }
+//! match b.poll_event() {
+//!     Some(Event::Delivered { id, root, hops, payload }) => {
+//!         assert_eq!((id, root, hops), ((1, 1), 1, 1));
+//!         assert_eq!(&payload[..], b"hello");
+//!     }
+//!     other => panic!("expected a delivery, got {other:?}"),
+//! }
+//! assert!(b.poll_event().is_none());
+//! ```
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::fmt::{self, Debug};
+use core::hash::Hash;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+mod bounded;
+mod cache;
+mod config;
+mod missing;
+mod peer;
+mod plumtree;
+mod roots;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use cache::MessageCache;
+pub use config::{Config, TreeMode, mesh_eager_fanout};
+pub use plumtree::Plumtree;
+pub use stats::{Counts, Stats};
+
+/// What the engine needs of a message id.
+///
+/// Blanket-implemented. Ids are chosen by the caller and are never derived
+/// from payloads, so two identical payloads are two messages.
+pub trait MessageId: Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned + 'static {}
+
+impl<T> MessageId for T where T: Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned + 'static {}
+
+/// The answer to a GRAFT, from the application's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Graft {
+    /// We have the message: here is its payload, to be sent to the grafter.
+    Payload(Bytes),
+    /// We hold something newer that supersedes it; the grafter will get that
+    /// by its own broadcast. Nothing is sent.
+    Stale,
+    /// We no longer have it (evicted from a cache, say). Nothing is sent; the
+    /// grafter tries its next announcer.
+    Missing,
+}
+
+/// The application's side of the broadcast (DESIGN.md, "the handler
+/// contract", after Riak's `riak_core_broadcast_handler`).
+///
+/// The questions are answered from the application's store, not only from a
+/// cache, which is what lets the metadata store and a plain message cache
+/// share one engine.
+pub trait Handler<M> {
+    /// Delivers (or merges) an incoming payload. `true` means it was new:
+    /// the engine reports it and keeps forwarding it. `false` means we
+    /// already had it (or something newer), which makes the sender's copy a
+    /// duplicate.
+    fn merge(&mut self, id: &M, payload: &Bytes) -> bool;
+
+    /// Whether we already have `id` or something newer. An announcement of a
+    /// stale id is acknowledged with an "ignored IHAVE" instead of grafted.
+    fn is_stale(&mut self, id: &M) -> bool;
+
+    /// Answers a GRAFT for `id` from the store.
+    fn graft(&mut self, id: &M) -> Graft;
+}
+
+/// One lazy-push announcement: "I have `id`, which reached me from `root`;
+/// through me it would be hop `round + 1`".
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Announcement<I, M> {
+    /// The announced message.
+    pub id: M,
+    /// The node that originated it.
+    pub root: I,
+    /// Hops the payload would have travelled when sent on from the announcer
+    /// (the same count a GOSSIP would carry).
+    pub round: u32,
+}
+
+/// Plumtree's messages.
+///
+/// `round` counts hops so far: the origin sends round 0 and every forward
+/// adds one, so a receiver is at hop `round + 1` (PAPERS.md: "the first send
+/// is hop 1").
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Message<I, M> {
+    /// Eager push of a payload (paper §3).
+    Gossip {
+        /// The message id.
+        id: M,
+        /// The originating node: which tree this travels on.
+        root: I,
+        /// Hops so far.
+        round: u32,
+        /// The application's payload.
+        payload: Bytes,
+    },
+    /// Lazy push (paper §3), batched per peer (Riak).
+    IHave {
+        /// What the sender has; never empty, at most
+        /// [`Config::max_ihave_batch`].
+        announcements: Vec<Announcement<I, M>>,
+    },
+    /// "Send me `id`, and put me in your eager set for `root`" (paper §3.7).
+    Graft {
+        /// The wanted message.
+        id: M,
+        /// Its tree.
+        root: I,
+        /// The round from the announcement being grafted.
+        round: u32,
+    },
+    /// "Put me in your eager set for `root`; I need no payload". The paper's
+    /// `GRAFT(null, r)` of the hop-count optimisation (§3.8): the sender
+    /// already has the message that showed the shorter path, so a GRAFT that
+    /// asked for it would only bring a duplicate, and that duplicate would
+    /// prune the new edge straight away.
+    Attach {
+        /// The tree to join.
+        root: I,
+    },
+    /// "Move me to your lazy set for `root`" (paper §3.6).
+    Prune {
+        /// The tree to leave.
+        root: I,
+    },
+    /// "I did not need these announcements" (Riak's `ignored_i_have`): the
+    /// acknowledgement that clears them from the sender's outstanding set.
+    IgnoredIHave {
+        /// The acknowledged ids; never empty, at most
+        /// [`Config::max_ihave_batch`].
+        ids: Vec<M>,
+    },
+}
+
+/// What the engine tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<I, M> {
+    /// A message new to us (the handler's `merge` said so).
+    ///
+    /// Not emitted at the origin: the origin's own `merge` runs inside
+    /// [`Plumtree::broadcast`], so the application already knows.
+    Delivered {
+        /// The message id.
+        id: M,
+        /// The originating node.
+        root: I,
+        /// Hop count of this delivery: `round + 1`, so a direct send from
+        /// the origin is hop 1 (the paper's LDH counts the same way).
+        hops: u32,
+        /// The payload.
+        payload: Bytes,
+    },
+}
+
+/// Why [`Plumtree::broadcast`] refused a message.
+///
+/// A refused broadcast leaves the engine and the handler untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BroadcastError {
+    /// The payload exceeds [`Config::max_payload`].
+    PayloadTooLarge {
+        /// The payload's length in bytes.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+}
+
+impl fmt::Display for BroadcastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BroadcastError::PayloadTooLarge { len, max } => {
+                write!(f, "broadcast payload of {len} bytes exceeds the maximum of {max}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for BroadcastError {}

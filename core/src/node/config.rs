@@ -1,0 +1,112 @@
+//! The node's configuration.
+
+use crate::broadcast;
+use crate::membership::{hyparview, mesh};
+use crate::wire::DEFAULT_MAX_FRAME;
+use core::fmt;
+
+/// Which membership protocol the node runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum MembershipConfig {
+    /// HyParView partial views: for clusters of any size; no node knows every
+    /// member.
+    HyParView(hyparview::Config),
+    /// Full mesh: every node knows every member; for small clusters whose
+    /// membership the operator controls.
+    Mesh(mesh::Config),
+}
+
+/// Everything a [`Node`](super::Node) can be configured with.
+///
+/// Build it with [`Config::default`] (HyParView) or [`Config::mesh`], then the
+/// `with_*` methods.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The membership protocol and its settings.
+    pub membership: MembershipConfig,
+    /// The broadcast engine's settings.
+    pub plumtree: broadcast::Config,
+    /// The largest frame sent or accepted, header included.
+    pub max_frame: usize,
+    /// How many recent broadcast payloads the plain-message cache keeps to
+    /// answer grafts; it remembers four times as many ids to detect
+    /// duplicates.
+    pub message_cache: usize,
+    /// Seeds every random choice the node makes. The same seed and the same
+    /// inputs give the same outputs.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            membership: MembershipConfig::HyParView(hyparview::Config::default()),
+            plumtree: broadcast::Config::default(),
+            // 1 MiB: see `wire::DEFAULT_MAX_FRAME`.
+            max_frame: DEFAULT_MAX_FRAME,
+            // Enough to answer grafts for every broadcast of the last few
+            // lazy ticks at thousands of broadcasts per second, at a bounded
+            // cost: payloads are reference-counted `Bytes`.
+            message_cache: 4096,
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// A full-mesh configuration for a cluster of about `expected_members`
+    /// nodes, with the broadcast fanouts Riak uses for that size
+    /// ([`broadcast::Config::mesh`]).
+    pub fn mesh(expected_members: usize) -> Self {
+        Config {
+            membership: MembershipConfig::Mesh(mesh::Config::default()),
+            plumtree: broadcast::Config::mesh(expected_members),
+            ..Config::default()
+        }
+    }
+
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the membership protocol.
+    pub fn with_membership(mut self, membership: MembershipConfig) -> Self {
+        self.membership = membership;
+        self
+    }
+
+    /// Sets the broadcast engine's configuration.
+    pub fn with_plumtree(mut self, plumtree: broadcast::Config) -> Self {
+        self.plumtree = plumtree;
+        self
+    }
+
+    /// Sets the maximum frame size.
+    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame;
+        self
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Config {
+            membership,
+            plumtree,
+            max_frame,
+            message_cache,
+            seed,
+        } = self;
+        f.debug_struct("Config")
+            .field("membership", membership)
+            .field("plumtree", plumtree)
+            .field("max_frame", max_frame)
+            .field("message_cache", message_cache)
+            .field("seed", seed)
+            .finish()
+    }
+}

@@ -1,0 +1,75 @@
+//! Per-node counters.
+
+use crate::broadcast;
+use crate::wire::Kind;
+
+/// Messages and bytes of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindStats {
+    /// Frames.
+    pub messages: u64,
+    /// Bytes, frame headers included.
+    pub bytes: u64,
+}
+
+/// Counters split by frame kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerKind {
+    /// HyParView frames.
+    pub hyparview: KindStats,
+    /// Mesh membership frames.
+    pub mesh: KindStats,
+    /// Plumtree frames (payload and control; see [`Stats::plumtree`] for the
+    /// split).
+    pub plumtree: KindStats,
+}
+
+impl PerKind {
+    pub(crate) fn record(&mut self, kind: Kind, bytes: usize) {
+        let k = match kind {
+            Kind::HyParView => &mut self.hyparview,
+            Kind::Mesh => &mut self.mesh,
+            Kind::Plumtree => &mut self.plumtree,
+        };
+        k.messages += 1;
+        k.bytes += bytes as u64;
+    }
+
+    /// All kinds together.
+    pub fn total(&self) -> KindStats {
+        KindStats {
+            messages: self.hyparview.messages + self.mesh.messages + self.plumtree.messages,
+            bytes: self.hyparview.bytes + self.mesh.bytes + self.plumtree.bytes,
+        }
+    }
+}
+
+/// A node's counters and the current sizes of its bounded structures.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Frames sent, by kind.
+    pub sent: PerKind,
+    /// Frames received and accepted, by kind.
+    pub received: PerKind,
+    /// Frames refused: undecodable, invalid, or claiming to be from this node.
+    pub invalid_frames: u64,
+    /// Well-formed frames for a protocol this node does not run.
+    pub out_of_place: u64,
+    /// Calls whose `now` was earlier than a previous call's.
+    pub time_regressions: u64,
+    /// Messages that could not be encoded within the frame limit.
+    pub encode_failures: u64,
+    /// Plumtree payload frames sent (GOSSIP), the numerator of RMR.
+    pub payload_sent: KindStats,
+    /// Plumtree control frames sent (IHAVE, GRAFT, PRUNE, ignored-IHAVE).
+    pub control_sent: KindStats,
+    /// The broadcast engine's counters and structure sizes.
+    pub plumtree: broadcast::Stats,
+    /// Broadcasts held by the plain-message cache.
+    pub message_cache: usize,
+    /// Frames waiting in `poll_transmit`.
+    pub transmit_queue: usize,
+    /// Events waiting in `poll_event`.
+    pub event_queue: usize,
+}
