@@ -3,10 +3,11 @@
 //! Pure, deterministic state machines for keeping a cluster's shared state
 //! eventually consistent over gossip: HyParView and full-mesh membership,
 //! Plumtree epidemic broadcast trees, Merkle hash-tree anti-entropy, dotted
-//! version vectors and CRDTs.
+//! version vectors and CRDTs, and a replicated metadata store built from
+//! them.
 //!
 //! The crate does no I/O, reads no clock and starts no thread. Every input
-//! carries the current time as an [`Instant`](time::Instant); every output is
+//! carries the current time as an [`Instant`]; every output is
 //! a value the caller drains: frames to send, events to act on, and the next
 //! deadline. The same seed and the same inputs always give the same outputs,
 //! which is what makes the simulator in `epidemic-mem` and the fuzzers worth
@@ -27,6 +28,9 @@
 //! - [`hashtree`]: a segmented Merkle tree and its compare-exchange.
 //! - [`membership`]: HyParView partial views and full-mesh membership.
 //! - [`broadcast`]: Plumtree epidemic broadcast trees.
+//! - [`metadata`]: the replicated key-value store (Riak's cluster metadata):
+//!   DVVSet siblings, Plumtree dissemination, anti-entropy, tombstone
+//!   collection, durability events and a typed layer.
 //! - [`wire`]: versioned frames with typed decode errors.
 //! - [`node`]: the [`Node`](node::Node), which composes them behind one
 //!   sans-IO contract.
@@ -45,6 +49,7 @@ pub mod crdt;
 pub mod hashtree;
 pub mod identity;
 pub mod membership;
+pub mod metadata;
 pub mod node;
 pub mod rng;
 pub mod time;

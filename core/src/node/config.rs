@@ -2,6 +2,7 @@
 
 use crate::broadcast;
 use crate::membership::{hyparview, mesh};
+use crate::metadata;
 use crate::wire::DEFAULT_MAX_FRAME;
 use core::fmt;
 
@@ -28,6 +29,8 @@ pub struct Config {
     pub membership: MembershipConfig,
     /// The broadcast engine's settings.
     pub plumtree: broadcast::Config,
+    /// The metadata store's settings, its own broadcast engine included.
+    pub metadata: metadata::Config,
     /// The largest frame sent or accepted, header included.
     pub max_frame: usize,
     /// How many recent broadcast payloads the plain-message cache keeps to
@@ -44,6 +47,7 @@ impl Default for Config {
         Config {
             membership: MembershipConfig::HyParView(hyparview::Config::default()),
             plumtree: broadcast::Config::default(),
+            metadata: metadata::Config::default(),
             // 1 MiB: see `wire::DEFAULT_MAX_FRAME`.
             max_frame: DEFAULT_MAX_FRAME,
             // Enough to answer grafts for every broadcast of the last few
@@ -58,13 +62,20 @@ impl Default for Config {
 impl Config {
     /// A full-mesh configuration for a cluster of about `expected_members`
     /// nodes, with the broadcast fanouts Riak uses for that size
-    /// ([`broadcast::Config::mesh`]).
+    /// ([`broadcast::Config::mesh`]), for plain broadcasts and metadata alike.
     pub fn mesh(expected_members: usize) -> Self {
         Config {
             membership: MembershipConfig::Mesh(mesh::Config::default()),
             plumtree: broadcast::Config::mesh(expected_members),
+            metadata: metadata::Config::mesh(expected_members),
             ..Config::default()
         }
+    }
+
+    /// Sets the metadata store's configuration.
+    pub fn with_metadata(mut self, metadata: metadata::Config) -> Self {
+        self.metadata = metadata;
+        self
     }
 
     /// Sets the seed.
@@ -97,6 +108,7 @@ impl fmt::Debug for Config {
         let Config {
             membership,
             plumtree,
+            metadata,
             max_frame,
             message_cache,
             seed,
@@ -104,6 +116,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("membership", membership)
             .field("plumtree", plumtree)
+            .field("metadata", metadata)
             .field("max_frame", max_frame)
             .field("message_cache", message_cache)
             .field("seed", seed)

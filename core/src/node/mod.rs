@@ -1,5 +1,5 @@
-//! The [`Node`]: membership, broadcast and (later) metadata behind one
-//! sans-IO contract.
+//! The [`Node`]: membership, broadcast and the replicated metadata store
+//! behind one sans-IO contract.
 //!
 //! # The contract
 //!
@@ -7,12 +7,17 @@
 //! no thread, and its methods come in four groups.
 //!
 //! - **A. Getters**: [`Node::me`], [`Node::active_view`], [`Node::passive_view`],
-//!   [`Node::members`], [`Node::stats`].
+//!   [`Node::members`], [`Node::stats`]; the metadata reads [`Node::get`],
+//!   [`Node::get_resolved`], [`Node::iter`], [`Node::fold`],
+//!   [`Node::prefix_hash`] and [`Node::metadata_hash`].
 //! - **B. Inputs**: [`Node::handle_frame`], [`Node::handle_timeout`],
 //!   [`Node::handle_link`].
 //! - **C. Application commands**: [`Node::join`], [`Node::leave`],
 //!   [`Node::broadcast`] (and, in mesh mode, [`Node::add_member`] and
-//!   [`Node::remove_member`]).
+//!   [`Node::remove_member`]); the metadata writes [`Node::put`] and
+//!   [`Node::delete`], the durability hook [`Node::persisted`] and
+//!   [`Node::restore`], and [`Node::subscribe`], [`Node::unsubscribe`] and
+//!   [`Node::register_crdt`].
 //! - **D. Outputs**: [`Node::poll_transmit`], [`Node::poll_event`],
 //!   [`Node::poll_timeout`].
 //!
@@ -72,6 +77,88 @@
 //! }
 //! assert_eq!(delivered, vec![(1, Bytes::from_static(b"hello"))]);
 //! ```
+//!
+//! # The metadata store
+//!
+//! [`Node::put`], [`Node::get`] and [`Node::delete`] work on a key-value store
+//! that every node replicates whole ([`metadata`] has the design). Writes
+//! become [`Event::Persist`] records: the driver writes each one, confirms it
+//! with [`Node::persisted`], and only then does the write leave the node
+//! (and [`Event::PutDurable`] report it durable). After a restart the driver
+//! hands the records back with [`Node::restore`].
+//!
+//! ```
+//! use epidemic_core::metadata::FullPrefix;
+//! use epidemic_core::node::{Config, Event, Node};
+//! use epidemic_core::{Duration, Instant};
+//! use bytes::Bytes;
+//! use std::collections::BTreeMap;
+//!
+//! let mut nodes = [Node::new(0u32, Config::mesh(2).with_seed(1)), Node::new(1u32, Config::mesh(2).with_seed(2))];
+//! let mut disks = [BTreeMap::new(), BTreeMap::new()];
+//! let mut now = Instant::ZERO;
+//! nodes[1].join(now, [0]);
+//! let users = FullPrefix::new("app", "users");
+//!
+//! // One step of the driver loop, with a synchronous "disk".
+//! let mut step = |nodes: &mut [Node<u32>; 2], now: Instant| {
+//!     let mut progressed = true;
+//!     while progressed {
+//!         progressed = false;
+//!         for i in 0..2 {
+//!             while let Some(t) = nodes[i].poll_transmit() {
+//!                 progressed = true;
+//!                 nodes[t.to as usize].handle_frame(now, i as u32, &t.frame).expect("valid frame");
+//!             }
+//!             while let Some(event) = nodes[i].poll_event() {
+//!                 progressed = true;
+//!                 if let Event::Persist(record) = event {
+//!                     match &record.object {
+//!                         Some(object) => disks[i].insert((record.prefix.clone(), record.key.clone()), object.clone()),
+//!                         None => disks[i].remove(&(record.prefix.clone(), record.key.clone())),
+//!                     };
+//!                     nodes[i].persisted(now, record.id);
+//!                 }
+//!             }
+//!         }
+//!         for n in nodes.iter_mut() {
+//!             n.handle_timeout(now);
+//!         }
+//!     }
+//! };
+//! for _ in 0..50 {
+//!     step(&mut nodes, now);
+//!     now = now + Duration::from_millis(100);
+//! }
+//!
+//! // Two writes to one key, neither seeing the other: siblings.
+//! nodes[0].put(now, &users, b"alice", Bytes::from_static(b"admin"), None).unwrap();
+//! nodes[1].put(now, &users, b"alice", Bytes::from_static(b"reader"), None).unwrap();
+//! for _ in 0..10 {
+//!     step(&mut nodes, now);
+//!     now = now + Duration::from_millis(100);
+//! }
+//! let read = nodes[1].get(&users, b"alice").unwrap();
+//! assert_eq!(read.siblings(), 2);
+//! assert_eq!(nodes[0].get(&users, b"alice"), Some(read.clone()));
+//!
+//! // Resolve (last writer wins here) and write back with the read's context.
+//! let winner = read.lww().cloned().unwrap();
+//! nodes[0].put(now, &users, b"alice", winner.clone(), Some(read.context())).unwrap();
+//! for _ in 0..10 {
+//!     step(&mut nodes, now);
+//!     now = now + Duration::from_millis(100);
+//! }
+//! assert_eq!(nodes[1].get(&users, b"alice").unwrap().siblings(), 1);
+//! assert_eq!(nodes[1].get_resolved(&users, b"alice"), Some(winner));
+//!
+//! // Node 1 restarts from what it persisted.
+//! let mut restarted = Node::new(1u32, Config::mesh(2).with_seed(3));
+//! for ((prefix, key), object) in &disks[1] {
+//!     restarted.restore(now, prefix, key, object).unwrap();
+//! }
+//! assert_eq!(restarted.metadata_hash(), nodes[1].metadata_hash());
+//! ```
 
 mod config;
 mod stats;
@@ -80,7 +167,13 @@ pub use config::{Config, MembershipConfig};
 pub use stats::{KindStats, PerKind, Stats};
 
 use crate::broadcast::{self, BroadcastError, MessageCache, Plumtree};
+use crate::clock::VClock;
+use crate::hashtree::Digest;
 use crate::membership::{hyparview, mesh};
+use crate::metadata::{
+    self, ChangeSource, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read, Replica,
+    RestoreError, SubscriptionId,
+};
 use crate::wire::{Message, WireError};
 use crate::{Identity, Instant};
 use alloc::boxed::Box;
@@ -138,6 +231,24 @@ pub enum Event<I> {
         /// Hops it travelled; the origin's first send is hop 1.
         hops: u32,
     },
+    /// A metadata object must be made durable: write it (replacing what is
+    /// stored under its key, or removing the key if `object` is `None`), in
+    /// the order the records are emitted, then call [`Node::persisted`] with
+    /// its id. See "Durability" in [`metadata`].
+    Persist(Persist),
+    /// A put or delete is durable: the driver confirmed its record.
+    PutDurable(PutId),
+    /// A key under a subscribed prefix changed ([`Node::subscribe`]).
+    Changed {
+        /// The subscription it matches.
+        subscription: SubscriptionId,
+        /// The key's full prefix.
+        prefix: FullPrefix,
+        /// The key; read it with [`Node::get`].
+        key: Bytes,
+        /// How the change arrived.
+        source: ChangeSource,
+    },
 }
 
 enum Membership<I: Identity> {
@@ -145,14 +256,15 @@ enum Membership<I: Identity> {
     Mesh(Box<mesh::Mesh<I>>),
 }
 
-/// One epidemic node: membership and broadcast composed behind the sans-IO
-/// contract described in the [module docs](self).
+/// One epidemic node: membership, broadcast and the metadata store composed
+/// behind the sans-IO contract described in the [module docs](self).
 pub struct Node<I: Identity> {
     me: I,
     max_frame: usize,
     membership: Membership<I>,
     plumtree: Plumtree<I, BroadcastId<I>>,
     cache: MessageCache<BroadcastId<I>>,
+    metadata: Box<Replica<I>>,
     /// Join contacts not yet tried, in the order given.
     contacts: VecDeque<I>,
     next_seq: u64,
@@ -168,6 +280,7 @@ impl<I: Identity> Node<I> {
         let Config {
             membership,
             plumtree,
+            metadata,
             max_frame,
             message_cache,
             seed,
@@ -182,6 +295,12 @@ impl<I: Identity> Node<I> {
         Node {
             plumtree: Plumtree::new(me.clone(), plumtree, seed ^ 0x9e37_79b9_7f4a_7c15),
             cache: MessageCache::new(message_cache, message_cache.saturating_mul(4)),
+            metadata: Box::new(Replica::new(
+                me.clone(),
+                metadata,
+                seed ^ 0x2545_f491_4f6c_dd1d,
+                max_frame,
+            )),
             me,
             max_frame,
             membership,
@@ -238,6 +357,8 @@ impl<I: Identity> Node<I> {
         let mut s = self.stats.clone();
         s.plumtree = self.plumtree.stats();
         s.message_cache = self.cache.len();
+        s.metadata = self.metadata.stats();
+        s.metadata_plumtree = self.metadata.plumtree.stats();
         s.transmit_queue = self.transmits.len();
         s.event_queue = self.events.len();
         s
@@ -246,6 +367,69 @@ impl<I: Identity> Node<I> {
     /// The broadcast engine, for inspection (eager and lazy sets per root).
     pub fn plumtree(&self) -> &Plumtree<I, BroadcastId<I>> {
         &self.plumtree
+    }
+
+    /// The metadata broadcast engine, for inspection.
+    pub fn metadata_plumtree(&self) -> &Plumtree<I, metadata::Id<I>> {
+        &self.metadata.plumtree
+    }
+
+    /// Whether `peer` is a member: in mesh mode, of the member set; in
+    /// HyParView mode every peer counts (no node knows the members).
+    pub fn is_member(&self, peer: &I) -> bool {
+        match &self.membership {
+            Membership::HyParView(_) => true,
+            Membership::Mesh(m) => m.is_member(peer),
+        }
+    }
+
+    /// The siblings of `key` under `prefix` with their context, tombstones
+    /// included; `None` if the key is absent (never written, or written,
+    /// deleted and garbage-collected).
+    pub fn get(&self, prefix: &FullPrefix, key: &[u8]) -> Option<Read<I>> {
+        self.metadata.get(prefix, key)
+    }
+
+    /// One value for `key`: the merge of the live siblings when the prefix
+    /// is CRDT-valued ([`Node::register_crdt`]), the last writer's otherwise;
+    /// `None` if absent or deleted. For a resolver of your own, use
+    /// [`Node::get`] and [`Read::resolve`].
+    pub fn get_resolved(&self, prefix: &FullPrefix, key: &[u8]) -> Option<Bytes> {
+        self.metadata.get_resolved(prefix, key)
+    }
+
+    /// The keys of `prefix` that are not deleted, in key order, with their
+    /// siblings.
+    pub fn iter<'a>(&'a self, prefix: &FullPrefix) -> impl Iterator<Item = (&'a Bytes, Read<I>)> + 'a {
+        self.metadata.iter(prefix)
+    }
+
+    /// Folds `f` over [`Node::iter`].
+    pub fn fold<B>(&self, prefix: &FullPrefix, init: B, mut f: impl FnMut(B, &Bytes, Read<I>) -> B) -> B {
+        self.iter(prefix).fold(init, |acc, (k, r)| f(acc, k, r))
+    }
+
+    /// A 64-bit hash of everything stored under `prefix`, tombstones
+    /// included; equal on two nodes when they hold the same objects there.
+    /// `None` when the prefix holds nothing.
+    pub fn prefix_hash(&self, prefix: &FullPrefix) -> Option<Digest> {
+        self.metadata.prefix_hash(prefix)
+    }
+
+    /// A hash of the whole metadata store: equal on two nodes when they hold
+    /// the same objects.
+    pub fn metadata_hash(&self) -> Digest {
+        self.metadata.store_hash()
+    }
+
+    /// Every full prefix holding at least one object, in order.
+    pub fn metadata_prefixes(&self) -> impl Iterator<Item = &FullPrefix> + '_ {
+        self.metadata.prefixes()
+    }
+
+    /// The metadata settings.
+    pub fn metadata_config(&self) -> &metadata::Config {
+        self.metadata.config()
     }
 
     // ---- B. inputs --------------------------------------------------------
@@ -283,6 +467,20 @@ impl<I: Identity> Node<I> {
                 }
             }
             Message::Plumtree(m) => self.plumtree.handle_message(now, from, m, &mut self.cache),
+            Message::Metadata(m) => {
+                if self.is_member(&from) {
+                    self.metadata.handle_broadcast(now, from, m);
+                } else {
+                    self.metadata.core.stats.refused_non_member += 1;
+                }
+            }
+            Message::AntiEntropy(m) => {
+                if self.is_member(&from) {
+                    self.metadata.handle_message(now, from, m);
+                } else {
+                    self.metadata.core.stats.refused_non_member += 1;
+                }
+            }
         }
         self.pump(now);
         Ok(())
@@ -296,6 +494,26 @@ impl<I: Identity> Node<I> {
             Membership::Mesh(m) => m.handle_timeout(now),
         }
         self.plumtree.handle_timeout(now, &mut self.cache);
+        if self.metadata.is_due(now) {
+            let (members, neighbors, others) = match &self.membership {
+                Membership::HyParView(h) => (
+                    None,
+                    h.active_view().cloned().collect::<Vec<I>>(),
+                    h.passive_view().cloned().collect::<Vec<I>>(),
+                ),
+                Membership::Mesh(m) => (
+                    Some(m.members().cloned().collect::<Vec<I>>()),
+                    m.reachable().cloned().collect(),
+                    Vec::new(),
+                ),
+            };
+            let peers = Peers {
+                members: members.as_deref(),
+                neighbors: &neighbors,
+                others: &others,
+            };
+            self.metadata.handle_timeout(now, &peers);
+        }
         self.pump(now);
     }
 
@@ -304,6 +522,9 @@ impl<I: Identity> Node<I> {
         let now = self.clock(now);
         if peer == self.me {
             return;
+        }
+        if event == LinkEvent::Down {
+            self.metadata.link_down(&peer);
         }
         match (&mut self.membership, event) {
             (Membership::HyParView(h), LinkEvent::Down) => {
@@ -392,6 +613,94 @@ impl<I: Identity> Node<I> {
         Ok(id)
     }
 
+    /// Writes `value` under `key` in `prefix`, coordinated by this node.
+    ///
+    /// With `context: None` the write overwrites every sibling this node
+    /// holds; with the context of an earlier [`Read`] it overwrites what that
+    /// read saw, and anything newer stays a sibling. The write is visible to
+    /// [`Node::get`] at once. It is broadcast once the driver has confirmed
+    /// its [`Event::Persist`] record ([`Node::persisted`]), which also brings
+    /// [`Event::PutDurable`] with the returned id. With
+    /// [`metadata::Config::durable`] off it is broadcast at once and neither
+    /// event is emitted. A key or value over the configured limits is refused
+    /// here with nothing changed.
+    pub fn put(
+        &mut self,
+        now: Instant,
+        prefix: &FullPrefix,
+        key: &[u8],
+        value: Bytes,
+        context: Option<&VClock<I>>,
+    ) -> Result<PutId, PutError> {
+        let now = self.clock(now);
+        let r = self.metadata.write(now, prefix, key, Some(value), context);
+        self.pump(now);
+        r
+    }
+
+    /// Deletes `key`: writes a tombstone, exactly as [`Node::put`] writes a
+    /// value. Reads then see the key as deleted; the tombstone is collected
+    /// once every member holds it (see "Garbage collection" in
+    /// [`metadata`]).
+    pub fn delete(
+        &mut self,
+        now: Instant,
+        prefix: &FullPrefix,
+        key: &[u8],
+        context: Option<&VClock<I>>,
+    ) -> Result<PutId, PutError> {
+        let now = self.clock(now);
+        let r = self.metadata.write(now, prefix, key, None, context);
+        self.pump(now);
+        r
+    }
+
+    /// The driver has durably written the [`Event::Persist`] record `id`.
+    /// Unknown ids are ignored.
+    pub fn persisted(&mut self, now: Instant, id: PersistId) {
+        let now = self.clock(now);
+        self.metadata.persisted(now, id);
+        self.pump(now);
+    }
+
+    /// Feeds a persisted object back in after a restart: `object` is the
+    /// bytes of an [`Event::Persist`] record stored under `(prefix, key)`.
+    /// It is merged into the store without events or broadcast. Restore
+    /// every record before [`Node::join`].
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        prefix: &FullPrefix,
+        key: &[u8],
+        object: &[u8],
+    ) -> Result<(), RestoreError> {
+        let now = self.clock(now);
+        let r = self.metadata.restore(now, prefix, key, object);
+        self.pump(now);
+        r
+    }
+
+    /// Emits [`Event::Changed`] for every change under `prefix` from now on.
+    pub fn subscribe(&mut self, prefix: FullPrefix) -> SubscriptionId {
+        self.metadata.subscribe(prefix)
+    }
+
+    /// Ends a subscription; false if it did not exist.
+    pub fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
+        self.metadata.unsubscribe(id)
+    }
+
+    /// Declares `prefix` CRDT-valued: [`Node::get_resolved`] merges its
+    /// siblings with `merger`, and the node that owns a key's siblings writes
+    /// the merge back, so the prefix converges to one sibling per key.
+    /// Register it on every node. [`metadata::typed::Typed::register`] does
+    /// this for a [`Merge`](crate::crdt::Merge) type.
+    pub fn register_crdt(&mut self, now: Instant, prefix: FullPrefix, merger: Merger) {
+        let now = self.clock(now);
+        self.metadata.register_crdt(now, prefix, merger);
+        self.pump(now);
+    }
+
     // ---- D. outputs -------------------------------------------------------
 
     /// The next frame to send.
@@ -410,17 +719,18 @@ impl<I: Identity> Node<I> {
             Membership::HyParView(h) => h.poll_timeout(),
             Membership::Mesh(m) => m.poll_timeout(),
         };
-        match (m, self.plumtree.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [m, self.plumtree.poll_timeout(), self.metadata.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Whether nothing is in flight on this node's side: no queued output and
-    /// no broadcast work pending (missing messages, unacknowledged IHAVEs).
-    /// Periodic membership timers do not count.
+    /// Whether nothing is in flight on this node's side: no queued output, no
+    /// broadcast work pending (missing messages, unacknowledged IHAVEs) and
+    /// no anti-entropy exchange running. Periodic timers (membership, the
+    /// exchange and GC ticks) do not count.
     pub fn is_idle(&self) -> bool {
-        self.transmits.is_empty() && self.events.is_empty() && self.plumtree.is_idle()
+        self.transmits.is_empty() && self.events.is_empty() && self.plumtree.is_idle() && self.metadata.is_idle()
     }
 
     // ---- internals --------------------------------------------------------
@@ -440,6 +750,8 @@ impl<I: Identity> Node<I> {
             (Message::HyParView(m), Membership::HyParView(h)) => hyparview::HyParView::validate(m, h.config()),
             (Message::Mesh(m), Membership::Mesh(mesh)) => mesh.validate(m),
             (Message::Plumtree(m), _) => Plumtree::<I, BroadcastId<I>>::validate(m, self.plumtree.config()),
+            (Message::Metadata(m), _) => metadata::validate_broadcast(m, self.metadata.config()),
+            (Message::AntiEntropy(m), _) => metadata::validate(m, self.metadata.config()),
             _ => Ok(()),
         }
     }
@@ -465,9 +777,11 @@ impl<I: Identity> Node<I> {
                 progressed = true;
                 if up {
                     self.plumtree.neighbor_up(now, peer.clone());
+                    self.metadata.plumtree.neighbor_up(now, peer.clone());
                     self.events.push_back(Event::NeighborUp(peer));
                 } else {
                     self.plumtree.neighbor_down(now, &peer);
+                    self.metadata.plumtree.neighbor_down(now, &peer);
                     self.events.push_back(Event::NeighborDown(peer));
                 }
             }
@@ -487,6 +801,37 @@ impl<I: Identity> Node<I> {
             while let Some(broadcast::Event::Delivered { id, payload, hops, .. }) = self.plumtree.poll_event() {
                 progressed = true;
                 self.events.push_back(Event::Delivered { id, payload, hops });
+            }
+            while let Some((to, m)) = self.metadata.plumtree.poll_transmit() {
+                progressed = true;
+                self.send(to, &Message::Metadata(m));
+            }
+            // Metadata deliveries reach the application as `Changed` events
+            // (the store merged them already).
+            while self.metadata.plumtree.poll_event().is_some() {
+                progressed = true;
+            }
+            while let Some((to, m)) = self.metadata.poll_transmit() {
+                progressed = true;
+                self.send(to, &Message::AntiEntropy(m));
+            }
+            while let Some(notice) = self.metadata.poll_notice() {
+                progressed = true;
+                self.events.push_back(match notice {
+                    Notice::Persist(p) => Event::Persist(p),
+                    Notice::PutDurable(id) => Event::PutDurable(id),
+                    Notice::Changed {
+                        subscription,
+                        prefix,
+                        key,
+                        source,
+                    } => Event::Changed {
+                        subscription,
+                        prefix,
+                        key,
+                        source,
+                    },
+                });
             }
             if !progressed {
                 break;
@@ -509,9 +854,45 @@ impl<I: Identity> Node<I> {
                 }
                 self.transmits.push_back(Transmit { to, frame });
             }
-            // Only reachable if a limit is configured below what the
-            // protocols produce; counted rather than sent truncated.
-            Err(_) => self.stats.encode_failures += 1,
+            Err(_) => match split(message) {
+                // A batch of metadata ids (each carries a context) that does
+                // not fit one frame goes in two.
+                Some((a, b)) => {
+                    self.send(to.clone(), &a);
+                    self.send(to, &b);
+                }
+                // Only reachable if a limit is configured below what the
+                // protocols produce; counted rather than sent truncated.
+                None => self.stats.encode_failures += 1,
+            },
         }
+    }
+}
+
+/// Halves a metadata IHAVE or IGNORED_IHAVE batch; `None` for anything else.
+fn split<I: Identity>(message: &Message<I>) -> Option<(Message<I>, Message<I>)> {
+    let Message::Metadata(m) = message else {
+        return None;
+    };
+    match m {
+        broadcast::Message::IHave { announcements } if announcements.len() > 1 => {
+            let (a, b) = announcements.split_at(announcements.len() / 2);
+            Some((
+                Message::Metadata(broadcast::Message::IHave {
+                    announcements: a.to_vec(),
+                }),
+                Message::Metadata(broadcast::Message::IHave {
+                    announcements: b.to_vec(),
+                }),
+            ))
+        }
+        broadcast::Message::IgnoredIHave { ids } if ids.len() > 1 => {
+            let (a, b) = ids.split_at(ids.len() / 2);
+            Some((
+                Message::Metadata(broadcast::Message::IgnoredIHave { ids: a.to_vec() }),
+                Message::Metadata(broadcast::Message::IgnoredIHave { ids: b.to_vec() }),
+            ))
+        }
+        _ => None,
     }
 }

@@ -1,6 +1,7 @@
 //! Per-node counters.
 
 use crate::broadcast;
+use crate::metadata;
 use crate::wire::Kind;
 
 /// Messages and bytes of one kind.
@@ -22,6 +23,10 @@ pub struct PerKind {
     /// Plumtree frames (payload and control; see [`Stats::plumtree`] for the
     /// split).
     pub plumtree: KindStats,
+    /// Metadata broadcast frames.
+    pub metadata: KindStats,
+    /// Metadata anti-entropy and tombstone-collection frames.
+    pub anti_entropy: KindStats,
 }
 
 impl PerKind {
@@ -30,6 +35,8 @@ impl PerKind {
             Kind::HyParView => &mut self.hyparview,
             Kind::Mesh => &mut self.mesh,
             Kind::Plumtree => &mut self.plumtree,
+            Kind::Metadata => &mut self.metadata,
+            Kind::AntiEntropy => &mut self.anti_entropy,
         };
         k.messages += 1;
         k.bytes += bytes as u64;
@@ -37,9 +44,16 @@ impl PerKind {
 
     /// All kinds together.
     pub fn total(&self) -> KindStats {
+        let all = [
+            self.hyparview,
+            self.mesh,
+            self.plumtree,
+            self.metadata,
+            self.anti_entropy,
+        ];
         KindStats {
-            messages: self.hyparview.messages + self.mesh.messages + self.plumtree.messages,
-            bytes: self.hyparview.bytes + self.mesh.bytes + self.plumtree.bytes,
+            messages: all.iter().map(|k| k.messages).sum(),
+            bytes: all.iter().map(|k| k.bytes).sum(),
         }
     }
 }
@@ -68,6 +82,10 @@ pub struct Stats {
     pub plumtree: broadcast::Stats,
     /// Broadcasts held by the plain-message cache.
     pub message_cache: usize,
+    /// The metadata store's counters.
+    pub metadata: metadata::Stats,
+    /// The metadata broadcast engine's counters and structure sizes.
+    pub metadata_plumtree: broadcast::Stats,
     /// Frames waiting in `poll_transmit`.
     pub transmit_queue: usize,
     /// Events waiting in `poll_event`.

@@ -4,6 +4,7 @@ use super::{EncodeError, Kind, WireError, decode_body, encode_into, split};
 use crate::Identity;
 use crate::broadcast;
 use crate::membership::{hyparview, mesh};
+use crate::metadata;
 use crate::node::BroadcastId;
 use alloc::vec::Vec;
 
@@ -17,6 +18,11 @@ pub enum Message<I: Identity> {
     Mesh(mesh::Message<I>),
     /// Plumtree broadcast of plain messages.
     Plumtree(broadcast::Message<I, BroadcastId<I>>),
+    /// Plumtree broadcast of metadata writes: ids are (full prefix, key,
+    /// context), payloads are encoded objects.
+    Metadata(broadcast::Message<I, metadata::Id<I>>),
+    /// Metadata anti-entropy and tombstone collection.
+    AntiEntropy(metadata::Message<I>),
 }
 
 impl<I: Identity> Message<I> {
@@ -26,6 +32,8 @@ impl<I: Identity> Message<I> {
             Message::HyParView(_) => Kind::HyParView,
             Message::Mesh(_) => Kind::Mesh,
             Message::Plumtree(_) => Kind::Plumtree,
+            Message::Metadata(_) => Kind::Metadata,
+            Message::AntiEntropy(_) => Kind::AntiEntropy,
         }
     }
 
@@ -35,6 +43,8 @@ impl<I: Identity> Message<I> {
             Message::HyParView(m) => encode_into(Kind::HyParView, m, max, out),
             Message::Mesh(m) => encode_into(Kind::Mesh, m, max, out),
             Message::Plumtree(m) => encode_into(Kind::Plumtree, m, max, out),
+            Message::Metadata(m) => encode_into(Kind::Metadata, m, max, out),
+            Message::AntiEntropy(m) => encode_into(Kind::AntiEntropy, m, max, out),
         }
     }
 
@@ -45,6 +55,8 @@ impl<I: Identity> Message<I> {
             Kind::HyParView => Message::HyParView(decode_body(body)?),
             Kind::Mesh => Message::Mesh(decode_body(body)?),
             Kind::Plumtree => Message::Plumtree(decode_body(body)?),
+            Kind::Metadata => Message::Metadata(decode_body(body)?),
+            Kind::AntiEntropy => Message::AntiEntropy(decode_body(body)?),
         })
     }
 }

@@ -57,6 +57,12 @@ pub enum Kind {
     Mesh = 2,
     /// Plumtree broadcast (gossip, IHAVE, GRAFT, PRUNE).
     Plumtree = 3,
+    /// Plumtree broadcast of metadata writes: the same messages, with
+    /// metadata ids and encoded objects as payloads.
+    Metadata = 4,
+    /// Metadata anti-entropy (hash-tree exchange, repair) and tombstone
+    /// collection.
+    AntiEntropy = 5,
 }
 
 impl Kind {
@@ -66,6 +72,8 @@ impl Kind {
             1 => Some(Kind::HyParView),
             2 => Some(Kind::Mesh),
             3 => Some(Kind::Plumtree),
+            4 => Some(Kind::Metadata),
+            5 => Some(Kind::AntiEntropy),
             _ => None,
         }
     }
