@@ -37,9 +37,12 @@
 //! ```
 
 mod bus;
+mod disk;
 mod metrics;
+pub mod scenarios;
 
 pub use bus::{Bus, BusConfig, BusError, Latency};
+pub use disk::Disk;
 pub use metrics::{BroadcastReport, Metrics};
 
 /// Node identities on the bus: indexes into its node table.

@@ -40,6 +40,12 @@ pub struct Config {
     /// Seeds every random choice the node makes. The same seed and the same
     /// inputs give the same outputs.
     pub seed: u64,
+    /// Which life of this identity the node is: a driver passes a new value
+    /// (a counter, or a random number) at every start. Plain broadcast ids
+    /// are `(origin, seq)`, and the sequence starts at `incarnation << 32`,
+    /// so a restarted node never reuses an id its peers still remember as
+    /// seen (they would drop its broadcasts as duplicates).
+    pub incarnation: u32,
 }
 
 impl Default for Config {
@@ -55,6 +61,7 @@ impl Default for Config {
             // cost: payloads are reference-counted `Bytes`.
             message_cache: 4096,
             seed: 0,
+            incarnation: 0,
         }
     }
 }
@@ -81,6 +88,12 @@ impl Config {
     /// Sets the seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets the incarnation.
+    pub fn with_incarnation(mut self, incarnation: u32) -> Self {
+        self.incarnation = incarnation;
         self
     }
 
@@ -112,6 +125,7 @@ impl fmt::Debug for Config {
             max_frame,
             message_cache,
             seed,
+            incarnation,
         } = self;
         f.debug_struct("Config")
             .field("membership", membership)
@@ -120,6 +134,7 @@ impl fmt::Debug for Config {
             .field("max_frame", max_frame)
             .field("message_cache", message_cache)
             .field("seed", seed)
+            .field("incarnation", incarnation)
             .finish()
     }
 }

@@ -284,6 +284,7 @@ impl<I: Identity> Node<I> {
             max_frame,
             message_cache,
             seed,
+            incarnation,
         } = config;
         // Independent streams for the two state machines, both from one seed.
         let membership = match membership {
@@ -305,7 +306,7 @@ impl<I: Identity> Node<I> {
             max_frame,
             membership,
             contacts: VecDeque::new(),
-            next_seq: 0,
+            next_seq: u64::from(incarnation) << 32,
             last_now: Instant::ZERO,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
