@@ -1,7 +1,211 @@
 //! # epidemic-conformance
 //!
-//! One scenario suite, written once against a harness trait and run over
-//! every adapter.
+//! One scenario suite, written once against the [`Cluster`] trait and run
+//! over every adapter, the way rustls runs one API suite per crypto
+//! provider: [`suite!`] stamps out one `#[test]` per scenario for a given
+//! cluster constructor.
 //!
-//! **Not implemented yet.** The suite is tracked by the "Real networks"
-//! issue; until then it has no API.
+//! | instance | time | nodes | file |
+//! |---|---|---|---|
+//! | [`mem::MemCluster`] | virtual | 20 | `tests/mem.rs` (plus partitions) |
+//! | [`net::NetCluster`] over [`tcp::Tcp`] (mutual TLS) | real, loopback | 8 | `tests/tcp.rs` |
+//! | [`net::NetCluster`] over [`tcp::Tcp`] (plaintext) | real, loopback | 8 | `tests/tcp_plaintext.rs` |
+//! | [`net::NetCluster`] over [`quic::Quic`] | real, loopback | 8 | `tests/quic.rs` |
+//!
+//! Real-network instances bind `127.0.0.1:0` only, wait for every
+//! condition by polling with a bounded timeout (never by asserting how long
+//! something took), and stop every node they started, so their outcome is
+//! deterministic even though their timing is not.
+//!
+//! The scenarios ([`scenarios`]):
+//!
+//! - **join**: nodes join one after another through earlier nodes and form
+//!   one connected overlay;
+//! - **broadcast**: broadcasts from several nodes reach every node, each
+//!   exactly once;
+//! - **crash and rejoin**: a node crashes (no leave, its runtime simply
+//!   dropped), the survivors heal and keep delivering, the node restarts on
+//!   the same address and delivers again;
+//! - **metadata convergence**: writes from several nodes, concurrent ones
+//!   to one key among them, reach every node, which end up holding the same
+//!   siblings; a write with the read's context resolves them everywhere;
+//! - **anti-entropy after a restart**: a node crashes, the others write
+//!   while it is down, it restarts from its disk (everything it had is back
+//!   at once) and Merkle anti-entropy brings it what it missed (the
+//!   broadcast never will);
+//! - **bad input** from a raw connection: garbage bytes, a length prefix of
+//!   4 GiB, a wrong protocol version, a record cut off half-way, a frame cut
+//!   off half-way. Each closes that connection; the node keeps its
+//!   neighbours and keeps delivering in both directions.
+
+use bytes::Bytes;
+use epidemic_core::metadata::FullPrefix;
+use std::time::Duration;
+
+pub mod mem;
+pub mod net;
+pub mod quic;
+pub mod scenarios;
+pub mod tcp;
+
+/// What a raw connection heard from the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recv {
+    /// Bytes.
+    Data(Vec<u8>),
+    /// The node closed the connection.
+    Closed,
+    /// Nothing yet.
+    Nothing,
+}
+
+/// A cluster of nodes under test, all of one adapter. Nodes are numbered
+/// from 0 in the order they were added.
+pub trait Cluster {
+    /// How a broadcast is named.
+    type Id: Clone + std::fmt::Debug;
+
+    /// How nodes are named on the wire.
+    type Identity: epidemic_core::Identity;
+
+    /// An identity no node of the cluster has (for crafted frames).
+    fn fake_identity(&self) -> Self::Identity;
+
+    /// How many nodes the scenarios should use (5 to 20).
+    fn scale(&self) -> usize;
+
+    /// Starts a node that knows no one; returns its number.
+    fn add_node(&mut self) -> usize;
+
+    /// Node `ix` joins through node `contact`.
+    fn join(&mut self, ix: usize, contact: usize);
+
+    /// Broadcasts `payload` from node `ix`.
+    fn broadcast(&mut self, ix: usize, payload: Bytes) -> Self::Id;
+
+    /// Whether node `ix` delivered (or originated) broadcast `id` in its
+    /// current life.
+    fn has_delivered(&mut self, ix: usize, id: &Self::Id) -> bool;
+
+    /// Deliveries of a broadcast to a node that had already delivered it,
+    /// over the whole run. The protocol promises zero.
+    fn duplicates(&mut self) -> usize;
+
+    /// Node `ix`'s overlay neighbours.
+    fn neighbors(&mut self, ix: usize) -> Vec<usize>;
+
+    /// Whether node `ix` is running.
+    fn is_alive(&self, ix: usize) -> bool;
+
+    /// Crashes node `ix`: no leave, nothing flushed; peers see its
+    /// connections break.
+    fn crash(&mut self, ix: usize);
+
+    /// Restarts crashed node `ix` on its old address with nothing of its
+    /// past (its store wiped); it joins through `contact`.
+    fn restart(&mut self, ix: usize, contact: usize);
+
+    /// Restarts crashed node `ix` on its old address from what it
+    /// persisted; it joins through `contact`.
+    fn restart_from_disk(&mut self, ix: usize, contact: usize);
+
+    /// Writes `value` under `key` in `prefix` at node `ix`; true once the
+    /// node acknowledged it durable.
+    fn put(&mut self, ix: usize, prefix: &FullPrefix, key: &str, value: &str) -> bool;
+
+    /// The live siblings of `key` at node `ix`, sorted; `None` if the node
+    /// holds nothing under the key.
+    fn siblings(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Vec<Bytes>>;
+
+    /// Lets time pass until `cond` holds or `limit` has passed (virtual time
+    /// on the bus, wall time on real networks); returns whether it held.
+    fn wait_until(&mut self, limit: Duration, cond: impl FnMut(&mut Self) -> bool) -> bool;
+
+    /// Opens a raw connection to node `ix`: the transport's own setup (TLS,
+    /// QUIC) done with valid credentials, nothing of the node's protocol
+    /// sent yet. Returns its number.
+    fn raw_open(&mut self, ix: usize) -> usize;
+
+    /// Sends bytes on a raw connection.
+    fn raw_send(&mut self, raw: usize, bytes: &[u8]);
+
+    /// Ends the sending side of a raw connection.
+    fn raw_finish(&mut self, raw: usize);
+
+    /// Waits up to `limit` for what the node sends or does next.
+    fn raw_recv(&mut self, raw: usize, limit: Duration) -> Recv;
+
+    /// Connections node `ix` closed because of bad input, failed
+    /// handshakes included, if the adapter counts them.
+    fn bad_input(&mut self, ix: usize) -> Option<u64>;
+
+    /// Stops every node.
+    fn stop(&mut self);
+}
+
+/// Stamps out one `#[test]` per scenario for the cluster built by `$make`.
+///
+/// In a test file (`tests/mem.rs`):
+///
+/// ```text
+/// epidemic_conformance::suite!(epidemic_conformance::mem::MemCluster::new(7));
+/// ```
+#[macro_export]
+macro_rules! suite {
+    ($make:expr) => {
+        #[test]
+        fn join_forms_one_overlay() {
+            $crate::scenarios::join(&mut $make);
+        }
+
+        #[test]
+        fn broadcasts_reach_every_node_once() {
+            $crate::scenarios::broadcast(&mut $make);
+        }
+
+        #[test]
+        fn crashed_node_rejoins_and_survivors_keep_delivering() {
+            $crate::scenarios::crash_and_rejoin(&mut $make);
+        }
+
+        #[test]
+        fn metadata_converges_on_every_node() {
+            $crate::scenarios::metadata_convergence(&mut $make);
+        }
+
+        #[test]
+        fn anti_entropy_repairs_a_node_restarted_from_disk() {
+            $crate::scenarios::anti_entropy_after_restart(&mut $make);
+        }
+
+        #[test]
+        fn garbage_bytes_close_the_link_only() {
+            $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::Garbage);
+        }
+
+        #[test]
+        fn length_prefix_of_4_gib_closes_the_link_only() {
+            $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::HugePrefix);
+        }
+
+        #[test]
+        fn wrong_protocol_version_closes_the_link_only() {
+            $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::WrongVersion);
+        }
+
+        #[test]
+        fn record_cut_off_half_way_closes_the_link_only() {
+            $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::CutRecord);
+        }
+
+        #[test]
+        fn frame_cut_off_half_way_closes_the_link_only() {
+            $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::CutFrame);
+        }
+    };
+}
+
+/// A distinct payload for scenario broadcasts.
+pub fn payload(tag: &str, n: usize) -> Bytes {
+    Bytes::from(format!("{tag}-{n}"))
+}

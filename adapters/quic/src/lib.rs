@@ -1,7 +1,407 @@
 //! # epidemic-quic
 //!
-//! The QUIC transport (quinn on tokio) for `epidemic-core` nodes.
+//! Runs an `epidemic-core` node over QUIC (quinn, on tokio). QUIC always
+//! runs TLS 1.3; here both ends authenticate with certificates from the
+//! cluster CA ([`epidemic_driver::tls`]), so a node without one, or with one
+//! from another CA, never completes a handshake.
 //!
-//! **Not implemented yet.** This crate has no API: the transport, mutual TLS
-//! and the conformance run are tracked by the "Real networks" issue. It exists
-//! so the workspace layout is fixed from the start.
+//! Each pair of nodes shares one QUIC connection, and each connection one
+//! bidirectional stream carrying length-prefixed frames; everything above
+//! the stream (handshake, one connection per peer, link events, bounded
+//! queues, reconnection, graceful leave) is the shared driver
+//! ([`epidemic_driver`]). This crate supplies the tokio [`Runtime`] and the
+//! quinn [`Transport`].
+//!
+//! Failure detection is QUIC's: a peer that vanishes without closing is
+//! declared gone after [`QuicConfig::idle_timeout`] without packets, and
+//! keep-alives every [`QuicConfig::keep_alive`] stop an idle but healthy
+//! link from timing out. A peer that restarts on the same port is noticed
+//! at once (a stateless reset, or its new handshake).
+//!
+//! ```
+//! use epidemic_driver::certs::ClusterCa;
+//! use epidemic_quic::{QuicConfig, QuicNode};
+//! use epidemic_core::node::Event;
+//! use futures_lite::{future, StreamExt};
+//!
+//! let ca = ClusterCa::generate()?;
+//! let tls = |ca: &ClusterCa| ca.issue(&["127.0.0.1"]).and_then(|c| c.tls_config(ca));
+//! let a = QuicNode::start(QuicConfig::new("127.0.0.1:0".parse()?, tls(&ca)?))?;
+//! let b = QuicNode::start(QuicConfig::new("127.0.0.1:0".parse()?, tls(&ca)?))?;
+//! let mut events = b.handle().events();
+//! future::block_on(async {
+//!     b.handle().join([a.identity()]).await?;
+//!     while !matches!(events.next().await, Some(Event::NeighborUp(_))) {}
+//!     a.handle().broadcast(&b"hello"[..]).await?;
+//!     loop {
+//!         if let Some(Event::Delivered { payload, .. }) = events.next().await {
+//!             assert_eq!(&payload[..], b"hello");
+//!             break;
+//!         }
+//!     }
+//!     a.handle().shutdown().await?;
+//!     b.handle().shutdown().await
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+use epidemic_driver::store::{Store, StoreError};
+use epidemic_driver::tls::{SERVER_NAME, TlsConfig, TlsError};
+use epidemic_driver::{Accepting, BoxFuture, DriverConfig, Duplex, Handle, Runtime, Transport};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// How to run a QUIC node.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct QuicConfig {
+    /// The UDP address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The address peers dial, if not the listening address.
+    pub advertise: Option<SocketAddr>,
+    /// This node's certificate and the cluster CA.
+    pub tls: TlsConfig,
+    /// The driver's and the node's configuration.
+    pub driver: DriverConfig,
+    /// Contacts to join through once started.
+    pub contacts: Vec<SocketAddr>,
+    /// Worker threads of the node's own tokio runtime ([`QuicNode::start`]).
+    pub threads: usize,
+    /// A connection without packets for this long is closed, and its peer
+    /// reported down.
+    pub idle_timeout: Duration,
+    /// Keep-alive interval on every connection; below the idle timeout.
+    pub keep_alive: Duration,
+    /// Where the metadata store persists (a redb file in this directory),
+    /// and what the node restores on start; `None` keeps nothing across
+    /// restarts and acknowledges puts at once.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl QuicConfig {
+    /// A node on `listen` with the given certificate and CA.
+    pub fn new(listen: SocketAddr, tls: TlsConfig) -> Self {
+        QuicConfig {
+            listen,
+            advertise: None,
+            tls,
+            driver: DriverConfig::default(),
+            contacts: Vec::new(),
+            threads: 1,
+            // Detection within 10 s of a silent crash: the figure of a
+            // TCP-like keep-alive, and twice HyParView's neighbour timeout.
+            idle_timeout: Duration::from_secs(10),
+            // Three keep-alives per idle period: one lost packet never
+            // closes a healthy link.
+            keep_alive: Duration::from_secs(3),
+            data_dir: None,
+        }
+    }
+
+    /// Sets the advertised address.
+    pub fn advertise(&mut self, addr: SocketAddr) -> &mut Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// Sets the driver's configuration.
+    pub fn driver(&mut self, driver: DriverConfig) -> &mut Self {
+        self.driver = driver;
+        self
+    }
+
+    /// Sets the contacts to join through.
+    pub fn contacts(&mut self, contacts: impl IntoIterator<Item = SocketAddr>) -> &mut Self {
+        self.contacts = contacts.into_iter().collect();
+        self
+    }
+
+    /// Sets the number of runtime worker threads (at least one).
+    pub fn threads(&mut self, threads: usize) -> &mut Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Sets the data directory.
+    pub fn data_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the idle timeout and the keep-alive interval.
+    pub fn liveness(&mut self, idle_timeout: Duration, keep_alive: Duration) -> &mut Self {
+        self.idle_timeout = idle_timeout;
+        self.keep_alive = keep_alive;
+        self
+    }
+}
+
+impl fmt::Debug for QuicConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let QuicConfig {
+            listen,
+            advertise,
+            tls,
+            driver,
+            contacts,
+            threads,
+            idle_timeout,
+            keep_alive,
+            data_dir,
+        } = self;
+        f.debug_struct("QuicConfig")
+            .field("listen", listen)
+            .field("advertise", advertise)
+            .field("tls", tls)
+            .field("driver", driver)
+            .field("contacts", contacts)
+            .field("threads", threads)
+            .field("idle_timeout", idle_timeout)
+            .field("keep_alive", keep_alive)
+            .field("data_dir", data_dir)
+            .finish()
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The UDP socket could not be bound, or the runtime not started.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The identity would be an unspecified address: set
+    /// [`QuicConfig::advertise`].
+    #[error("listening on {0}: set an advertised address peers can dial")]
+    Unspecified(SocketAddr),
+    /// The TLS configuration was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The TLS configuration is not usable for QUIC.
+    #[error("TLS configuration unusable for QUIC: {0}")]
+    Quic(String),
+    /// A timeout is out of QUIC's range.
+    #[error("idle timeout out of range")]
+    IdleTimeout,
+    /// The data directory's store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct TokioRuntime {
+    handle: tokio::runtime::Handle,
+}
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, task: BoxFuture<()>) {
+        self.handle.spawn(task);
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+struct QuicTransport {
+    endpoint: quinn::Endpoint,
+}
+
+/// The sending half of a link's stream. Closing it finishes the stream and
+/// waits until the peer has every byte (or stops the stream, or the
+/// connection ends), so a goodbye is not lost to the connection closing
+/// under it.
+struct QuicWriter {
+    send: quinn::SendStream,
+    closing: Option<BoxFuture<()>>,
+}
+
+impl futures_io::AsyncWrite for QuicWriter {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let closing = this.closing.get_or_insert_with(|| {
+            let _ = this.send.finish();
+            let stopped = this.send.stopped();
+            Box::pin(async move {
+                let _ = stopped.await;
+            })
+        });
+        closing.as_mut().poll(cx).map(Ok)
+    }
+}
+
+fn duplex(send: quinn::SendStream, recv: quinn::RecvStream) -> Duplex {
+    Duplex::new(recv, QuicWriter { send, closing: None })
+}
+
+impl Transport for QuicTransport {
+    fn connect(&self, peer: SocketAddr) -> BoxFuture<io::Result<Duplex>> {
+        let connecting = self.endpoint.connect(peer, SERVER_NAME);
+        Box::pin(async move {
+            let conn = connecting.map_err(io::Error::other)?.await?;
+            let (send, recv) = conn.open_bi().await?;
+            Ok(duplex(send, recv))
+        })
+    }
+
+    fn accept(&self) -> BoxFuture<io::Result<Accepting>> {
+        let endpoint = self.endpoint.clone();
+        Box::pin(async move {
+            let Some(incoming) = endpoint.accept().await else {
+                return Err(io::Error::new(io::ErrorKind::NotConnected, "endpoint closed"));
+            };
+            let accepting: Accepting = Box::pin(async move {
+                // The TLS handshake, client certificate check included.
+                let conn = incoming.await?;
+                let (send, recv) = conn.accept_bi().await?;
+                Ok(duplex(send, recv))
+            });
+            Ok(accepting)
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<()> {
+        let endpoint = self.endpoint.clone();
+        Box::pin(async move {
+            endpoint.close(0u32.into(), b"shutdown");
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        })
+    }
+}
+
+/// Binds the endpoint and starts the node on the current tokio runtime.
+fn launch(config: QuicConfig, rt: tokio::runtime::Handle) -> Result<Handle, Error> {
+    let QuicConfig {
+        listen,
+        advertise,
+        tls,
+        driver,
+        contacts,
+        threads: _,
+        idle_timeout,
+        keep_alive,
+        data_dir,
+    } = config;
+    let store = data_dir.as_deref().map(Store::open).transpose()?;
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(idle_timeout.try_into().map_err(|_| Error::IdleTimeout)?))
+        .keep_alive_interval(Some(keep_alive))
+        // One stream per connection is all a link uses; a peer may not open
+        // more than a few, nor any unidirectional ones.
+        .max_concurrent_bidi_streams(4u32.into())
+        .max_concurrent_uni_streams(0u32.into());
+    let transport = Arc::new(transport);
+    let server_crypto = QuicServerConfig::try_from(tls.server_config()?).map_err(|e| Error::Quic(e.to_string()))?;
+    let client_crypto = QuicClientConfig::try_from(tls.client_config()?).map_err(|e| Error::Quic(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+    server.transport_config(transport.clone());
+    let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client.transport_config(transport);
+    let mut endpoint = {
+        let _guard = rt.enter();
+        quinn::Endpoint::server(server, listen)?
+    };
+    endpoint.set_default_client_config(client);
+    let identity = advertise.unwrap_or(endpoint.local_addr()?);
+    if identity.ip().is_unspecified() {
+        return Err(Error::Unspecified(identity));
+    }
+    Ok(epidemic_driver::start(
+        identity,
+        driver,
+        contacts,
+        store,
+        Arc::new(QuicTransport { endpoint }),
+        Arc::new(TokioRuntime { handle: rt }),
+    ))
+}
+
+/// Starts a node on the tokio runtime of the calling context (the caller
+/// must be inside one), and returns its handle. Stop it with
+/// [`Handle::shutdown`]; its tasks live as long as that runtime otherwise.
+pub fn spawn(config: QuicConfig) -> Result<Handle, Error> {
+    launch(config, tokio::runtime::Handle::current())
+}
+
+/// A running QUIC node with a tokio runtime of its own.
+///
+/// Dropping it without [`Handle::shutdown`] stops it abruptly, as a crash
+/// would: the runtime and every task on it are dropped, and peers notice
+/// only through QUIC's idle timeout or the node's next start on the same
+/// port. Drop it outside any async context (it waits for the runtime's
+/// threads).
+pub struct QuicNode {
+    handle: Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl fmt::Debug for QuicNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuicNode").field("handle", &self.handle).finish()
+    }
+}
+
+impl QuicNode {
+    /// Starts a runtime, binds, starts the node, and joins through the
+    /// configured contacts.
+    pub fn start(config: QuicConfig) -> Result<QuicNode, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("epidemic-quic")
+            .enable_all()
+            .build()?;
+        let handle = launch(config, runtime.handle().clone())?;
+        Ok(QuicNode {
+            handle,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The handle: clone it into any thread or task.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The node's identity, the address peers dial.
+    pub fn identity(&self) -> SocketAddr {
+        self.handle.identity()
+    }
+
+    /// Leaves gracefully (blocking until done), then stops the runtime.
+    pub fn shutdown(self) {
+        let _ = futures_lite::future::block_on(self.handle.shutdown());
+    }
+}
+
+impl Drop for QuicNode {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Waits (briefly) for the workers to stop, so the UDP port is
+            // free again when this returns.
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        // The store's writer finishes what was queued and closes the
+        // database; wait for it, so the data directory can be reopened.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.handle.is_stopped() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

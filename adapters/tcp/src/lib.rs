@@ -1,7 +1,398 @@
 //! # epidemic-tcp
 //!
-//! The TCP transport (smol) for `epidemic-core` nodes.
+//! Runs an `epidemic-core` node over TCP, on smol, with mutual TLS 1.3
+//! (futures-rustls) against a cluster CA, or in plaintext when, and only
+//! when, configured so explicitly.
 //!
-//! **Not implemented yet.** This crate has no API: the transport, its
-//! conformance run and its benchmarks are tracked by the "Real networks"
-//! issue. It exists so the workspace layout is fixed from the start.
+//! Everything but the sockets is the shared driver
+//! ([`epidemic_driver`]): one connection per peer with simultaneous dials
+//! settled by a deterministic rule, length-prefixed frames whose size is
+//! checked before allocation, link up/down reported to the node, re-dial on
+//! demand with backoff, bounded per-peer queues that never block the node,
+//! and a graceful leave. This crate supplies the smol [`Runtime`] (an
+//! executor on threads of its own) and the TCP [`Transport`].
+//!
+//! ```
+//! use epidemic_driver::certs::ClusterCa;
+//! use epidemic_tcp::{TcpConfig, TcpNode};
+//! use futures_lite::{future, StreamExt};
+//! use epidemic_core::node::Event;
+//!
+//! let ca = ClusterCa::generate()?;
+//! let tls = |ca: &ClusterCa| ca.issue(&["127.0.0.1"]).and_then(|c| c.tls_config(ca));
+//! let a = TcpNode::start(TcpConfig::tls("127.0.0.1:0".parse()?, tls(&ca)?))?;
+//! let b = TcpNode::start(TcpConfig::tls("127.0.0.1:0".parse()?, tls(&ca)?))?;
+//! let mut events = b.handle().events();
+//! future::block_on(async {
+//!     b.handle().join([a.identity()]).await?;
+//!     // Wait until b has a neighbour, then broadcast from a.
+//!     while !matches!(events.next().await, Some(Event::NeighborUp(_))) {}
+//!     a.handle().broadcast(&b"hello"[..]).await?;
+//!     loop {
+//!         if let Some(Event::Delivered { payload, .. }) = events.next().await {
+//!             assert_eq!(&payload[..], b"hello");
+//!             break;
+//!         }
+//!     }
+//!     a.handle().shutdown().await?;
+//!     b.handle().shutdown().await
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Dropping a [`TcpNode`] without [`shutdown`](epidemic_driver::Handle::shutdown)
+//! stops it abruptly, as a crash would: its executor and every task on it
+//! are dropped, and peers see its connections close without a goodbye.
+
+#![forbid(unsafe_code)]
+
+use epidemic_driver::store::{Store, StoreError};
+use epidemic_driver::tls::{SERVER_NAME, TlsConfig, TlsError};
+use epidemic_driver::{Accepting, BoxFuture, DriverConfig, Duplex, Handle, Runtime, Transport};
+use futures_rustls::{TlsAcceptor, TlsConnector};
+use rustls::pki_types::ServerName;
+use smol::Executor;
+use smol::net::{TcpListener, TcpStream};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How links are protected.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Security {
+    /// Mutual TLS 1.3 against the cluster CA.
+    Tls(TlsConfig),
+    /// No encryption and no authentication: anyone who can reach the port
+    /// can join and speak for any address. For local trials only.
+    Plaintext,
+}
+
+/// How to run a TCP node.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TcpConfig {
+    /// The address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The address peers dial, if not the listening address (needed when
+    /// listening on an unspecified address such as `0.0.0.0`).
+    pub advertise: Option<SocketAddr>,
+    /// TLS or plaintext.
+    pub security: Security,
+    /// The driver's and the node's configuration.
+    pub driver: DriverConfig,
+    /// Contacts to join through once started (none: start alone, and let
+    /// others join through this node).
+    pub contacts: Vec<SocketAddr>,
+    /// Threads running the node's executor.
+    pub threads: usize,
+    /// Where the metadata store persists (a redb file in this directory),
+    /// and what the node restores on start; `None` keeps nothing across
+    /// restarts and acknowledges puts at once.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl TcpConfig {
+    /// A node on `listen` protected by mutual TLS.
+    pub fn tls(listen: SocketAddr, tls: TlsConfig) -> Self {
+        Self::with_security(listen, Security::Tls(tls))
+    }
+
+    /// A node on `listen` in plaintext. See [`Security::Plaintext`].
+    pub fn insecure_plaintext(listen: SocketAddr) -> Self {
+        Self::with_security(listen, Security::Plaintext)
+    }
+
+    fn with_security(listen: SocketAddr, security: Security) -> Self {
+        TcpConfig {
+            listen,
+            advertise: None,
+            security,
+            driver: DriverConfig::default(),
+            contacts: Vec::new(),
+            // One thread carries a node's loop and its links comfortably;
+            // the loop is a single task anyway.
+            threads: 1,
+            data_dir: None,
+        }
+    }
+
+    /// Sets the advertised address.
+    pub fn advertise(&mut self, addr: SocketAddr) -> &mut Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// Sets the driver's configuration.
+    pub fn driver(&mut self, driver: DriverConfig) -> &mut Self {
+        self.driver = driver;
+        self
+    }
+
+    /// Sets the contacts to join through.
+    pub fn contacts(&mut self, contacts: impl IntoIterator<Item = SocketAddr>) -> &mut Self {
+        self.contacts = contacts.into_iter().collect();
+        self
+    }
+
+    /// Sets the data directory.
+    pub fn data_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the number of executor threads (at least one).
+    pub fn threads(&mut self, threads: usize) -> &mut Self {
+        self.threads = threads.max(1);
+        self
+    }
+}
+
+impl fmt::Debug for TcpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let TcpConfig {
+            listen,
+            advertise,
+            security,
+            driver,
+            contacts,
+            threads,
+            data_dir,
+        } = self;
+        f.debug_struct("TcpConfig")
+            .field("listen", listen)
+            .field("advertise", advertise)
+            .field("security", security)
+            .field("driver", driver)
+            .field("contacts", contacts)
+            .field("threads", threads)
+            .field("data_dir", data_dir)
+            .finish()
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listening socket could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: io::Error,
+    },
+    /// The identity would be an unspecified address, which peers cannot
+    /// dial: set [`TcpConfig::advertise`].
+    #[error("listening on {0}: set an advertised address peers can dial")]
+    Unspecified(SocketAddr),
+    /// The TLS configuration was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// An executor thread could not be started.
+    #[error("starting a thread: {0}")]
+    Thread(io::Error),
+    /// The data directory's store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// smol as the driver's runtime: an executor of the node's own. It holds the
+/// executor weakly, so that the tasks it spawns (which hold the runtime) do
+/// not keep the executor, and themselves, alive after the node is dropped.
+struct SmolRuntime {
+    executor: Weak<Executor<'static>>,
+}
+
+impl Runtime for SmolRuntime {
+    fn spawn(&self, task: BoxFuture<()>) {
+        if let Some(ex) = self.executor.upgrade() {
+            ex.spawn(task).detach();
+        }
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+        Box::pin(async move {
+            smol::Timer::after(duration).await;
+        })
+    }
+}
+
+struct TcpTransport {
+    listener: TcpListener,
+    tls: Option<(TlsConnector, TlsAcceptor)>,
+}
+
+fn split_tls<S>(stream: S) -> Duplex
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Send + Unpin + 'static,
+{
+    let (r, w) = futures_lite::io::split(stream);
+    Duplex::new(r, w)
+}
+
+impl Transport for TcpTransport {
+    fn connect(&self, peer: SocketAddr) -> BoxFuture<io::Result<Duplex>> {
+        let connector = self.tls.as_ref().map(|(c, _)| c.clone());
+        Box::pin(async move {
+            let stream = TcpStream::connect(peer).await?;
+            stream.set_nodelay(true)?;
+            match connector {
+                None => Ok(Duplex::new(stream.clone(), stream)),
+                Some(c) => {
+                    let name = ServerName::try_from(SERVER_NAME).map_err(io::Error::other)?;
+                    Ok(split_tls(c.connect(name, stream).await?))
+                }
+            }
+        })
+    }
+
+    fn accept(&self) -> BoxFuture<io::Result<Accepting>> {
+        let listener = self.listener.clone();
+        let acceptor = self.tls.as_ref().map(|(_, a)| a.clone());
+        Box::pin(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        let accepting: Accepting = Box::pin(async move {
+                            match acceptor {
+                                None => Ok(Duplex::new(stream.clone(), stream)),
+                                Some(a) => Ok(split_tls(a.accept(stream).await?)),
+                            }
+                        });
+                        return Ok(accepting);
+                    }
+                    // A client that reset before we accepted it, or a
+                    // moment out of file descriptors: pause and go on, so an
+                    // error never spins the loop and never stops the node.
+                    Err(_) => {
+                        smol::Timer::after(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// A running TCP node. Share [`TcpNode::handle`] with the application;
+/// drop the node (after [`Handle::shutdown`] for a graceful leave) to stop
+/// its threads.
+pub struct TcpNode {
+    handle: Handle,
+    executor: Option<Arc<Executor<'static>>>,
+    stop: Option<smol::channel::Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl fmt::Debug for TcpNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpNode").field("handle", &self.handle).finish()
+    }
+}
+
+impl TcpNode {
+    /// Binds, starts the node's executor threads and the node, and joins
+    /// through the configured contacts.
+    pub fn start(config: TcpConfig) -> Result<TcpNode, Error> {
+        let TcpConfig {
+            listen,
+            advertise,
+            security,
+            driver,
+            contacts,
+            threads,
+            data_dir,
+        } = config;
+        let store = data_dir.as_deref().map(Store::open).transpose()?;
+        let std_listener =
+            std::net::TcpListener::bind(listen).map_err(|source| Error::Bind { addr: listen, source })?;
+        let local = std_listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr: listen, source })?;
+        let identity = advertise.unwrap_or(local);
+        if identity.ip().is_unspecified() {
+            return Err(Error::Unspecified(identity));
+        }
+        let listener = TcpListener::try_from(std_listener).map_err(|source| Error::Bind { addr: listen, source })?;
+        let tls = match security {
+            Security::Plaintext => None,
+            Security::Tls(tls) => Some((
+                TlsConnector::from(Arc::new(tls.client_config()?)),
+                TlsAcceptor::from(Arc::new(tls.server_config()?)),
+            )),
+        };
+        let executor = Arc::new(Executor::new());
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let mut node = TcpNode {
+            handle: epidemic_driver::start(
+                identity,
+                driver,
+                contacts,
+                store,
+                Arc::new(TcpTransport { listener, tls }),
+                Arc::new(SmolRuntime {
+                    executor: Arc::downgrade(&executor),
+                }),
+            ),
+            executor: Some(executor.clone()),
+            stop: Some(stop),
+            threads: Vec::new(),
+        };
+        for i in 0..threads.max(1) {
+            let (ex, stopped) = (executor.clone(), stopped.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("epidemic-tcp-{i}"))
+                .spawn(move || {
+                    let _ = smol::block_on(ex.run(stopped.recv()));
+                })
+                .map_err(Error::Thread)?;
+            node.threads.push(thread);
+        }
+        Ok(node)
+    }
+
+    /// The handle: clone it into any thread or task.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The node's identity, the address peers dial.
+    pub fn identity(&self) -> SocketAddr {
+        self.handle.identity()
+    }
+
+    /// Leaves gracefully (blocking until done), then stops the threads.
+    /// From async code, await [`Handle::shutdown`] and drop the node instead.
+    pub fn shutdown(self) {
+        let _ = smol::block_on(self.handle.shutdown());
+    }
+}
+
+fn wait_stopped(handle: &Handle) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !handle.is_stopped() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Drop for TcpNode {
+    fn drop(&mut self) {
+        // Ends every executor thread's `run`, then drops the executor: every
+        // task still on it (the loop, the links) is dropped with it, and
+        // their sockets close.
+        drop(self.stop.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        drop(self.executor.take());
+        // The store's writer finishes what was queued and closes the
+        // database; wait for it, so the data directory can be reopened.
+        wait_stopped(&self.handle);
+    }
+}

@@ -1,0 +1,375 @@
+//! Framing on a byte stream, and the handshake that opens every link.
+//!
+//! # Records
+//!
+//! A link (a TCP connection, or one bidirectional QUIC stream) carries
+//! records:
+//!
+//! ```text
+//! +----------------+------------------------------+
+//! | length: u32 BE |  length bytes                |
+//! +----------------+------------------------------+
+//! ```
+//!
+//! The length is compared with the maximum frame size (the node's
+//! `max_frame`, [`DEFAULT_MAX_FRAME`](epidemic_core::wire::DEFAULT_MAX_FRAME)
+//! unless configured) through [`check_len`] **before** any buffer is reserved
+//! for the body, so a prefix of 4 GiB costs the receiver four bytes of
+//! reading and a closed link, not an allocation.
+//!
+//! - A record of length 0 is **goodbye**: the sender closes the link in an
+//!   orderly way (idle, or leaving) and the receiver must not take the close
+//!   for a failure. An empty body is never a valid node frame (it has no
+//!   header), so the two cannot be confused.
+//! - Every other record is one node frame (`epidemic_core::wire`), handed to
+//!   `Node::handle_frame` as is.
+//!
+//! # Handshake
+//!
+//! The first record each way is a handshake, postcard-encoded and at most
+//! [`HANDSHAKE_MAX`] bytes: the dialer sends [`Hello`], the acceptor answers
+//! [`Ack`]. `Hello` names the dialer's identity (its listen address) and its
+//! incarnation, a random number drawn at every start, so that a peer that
+//! restarted on the same address is told apart from the old one. The
+//! acceptor answers [`Ack::Accept`] with its own identity and incarnation, or
+//! [`Ack::Duplicate`] when the two nodes dialled each other at once and the
+//! other connection wins (see the crate docs, "One connection per peer").
+
+use epidemic_core::wire::{PROTOCOL_VERSION, WireError, check_len};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::net::SocketAddr;
+
+/// Bytes of the length prefix.
+pub const PREFIX_LEN: usize = 4;
+
+/// The largest handshake record accepted.
+pub const HANDSHAKE_MAX: usize = 256;
+
+/// The handshake's magic: "EPDM".
+pub const MAGIC: [u8; 4] = *b"EPDM";
+
+/// Why a link's byte stream was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// A length prefix over the maximum: nothing was allocated for it.
+    #[error("record of {len} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// The announced length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The stream ended inside a record.
+    #[error("stream ended {missing} bytes short of a record")]
+    Truncated {
+        /// Bytes still missing.
+        missing: usize,
+    },
+    /// The handshake record is not a valid [`Hello`] or [`Ack`].
+    #[error("bad handshake: {0}")]
+    Handshake(&'static str),
+    /// The transport failed.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The 4-byte prefix of a record of `len` bytes; `None` if `len` does not fit.
+pub fn prefix(len: usize) -> Option<[u8; PREFIX_LEN]> {
+    u32::try_from(len).ok().map(u32::to_be_bytes)
+}
+
+/// Appends one record holding `body` to `out`.
+///
+/// # Panics
+///
+/// If `body` is 4 GiB or longer, which no frame under any maximum the
+/// decoder accepts can be.
+pub fn encode_record(body: &[u8], out: &mut Vec<u8>) {
+    let p = prefix(body.len()).expect("records are shorter than 4 GiB");
+    out.extend_from_slice(&p);
+    out.extend_from_slice(body);
+}
+
+/// Incremental, sans-IO decoder of records.
+///
+/// Feed it bytes as they arrive with [`FrameDecoder::extend`], then take
+/// whole records with [`FrameDecoder::next_record`]. The buffer it keeps is
+/// bounded by the maximum record plus one read.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    max: usize,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder refusing records longer than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        FrameDecoder {
+            max,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The maximum record length.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Changes the maximum (the handshake's is smaller than the frames').
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Bytes received but not yet returned as records.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Appends received bytes.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole record, `Ok(None)` if more bytes are needed, or an error
+    /// for a prefix over the maximum (checked before anything is reserved).
+    pub fn next_record(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        let avail = &self.buf[self.start..];
+        let Some(head) = avail.first_chunk::<PREFIX_LEN>() else {
+            return Ok(None);
+        };
+        // On 16-bit targets a u32 may not fit a usize; saturate so the check
+        // below refuses it.
+        let len = usize::try_from(u32::from_be_bytes(*head)).unwrap_or(usize::MAX);
+        check_len(len, self.max).map_err(|e| match e {
+            WireError::TooLarge { len, max } => FrameError::TooLarge { len, max },
+            _ => FrameError::TooLarge { len, max: self.max },
+        })?;
+        if avail.len() < PREFIX_LEN + len {
+            // Reserve for the announced body only now that it is known to
+            // be within the limit.
+            self.buf.reserve(PREFIX_LEN + len - avail.len());
+            return Ok(None);
+        }
+        let body = avail[PREFIX_LEN..PREFIX_LEN + len].to_vec();
+        self.start += PREFIX_LEN + len;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        Ok(Some(body))
+    }
+
+    /// Reads from `reader` until a whole record is decoded. `Ok(None)` at a
+    /// clean end of stream between records; [`FrameError::Truncated`] if the
+    /// stream ends inside one.
+    pub async fn read_record<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        reader: &mut R,
+        scratch: &mut [u8],
+    ) -> Result<Option<Vec<u8>>, FrameError> {
+        loop {
+            if let Some(record) = self.next_record()? {
+                return Ok(Some(record));
+            }
+            let n = reader.read(scratch).await?;
+            if n == 0 {
+                return match self.buffered() {
+                    0 => Ok(None),
+                    have => {
+                        let need = match self.buf[self.start..].first_chunk::<PREFIX_LEN>() {
+                            Some(h) => PREFIX_LEN + u32::from_be_bytes(*h) as usize,
+                            None => PREFIX_LEN,
+                        };
+                        Err(FrameError::Truncated {
+                            missing: need.saturating_sub(have),
+                        })
+                    }
+                };
+            }
+            self.extend(&scratch[..n]);
+        }
+    }
+}
+
+/// Writes one record and flushes.
+pub async fn write_record<W: AsyncWrite + Unpin + ?Sized>(writer: &mut W, body: &[u8]) -> io::Result<()> {
+    let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
+    encode_record(body, &mut out);
+    writer.write_all(&out).await?;
+    writer.flush().await
+}
+
+/// The dialer's first record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Hello {
+    /// [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The node protocol version the dialer speaks
+    /// ([`PROTOCOL_VERSION`]).
+    pub protocol: u8,
+    /// The dialer's identity: the address it listens on.
+    pub identity: SocketAddr,
+    /// Random per start of the dialer.
+    pub incarnation: u64,
+}
+
+impl Hello {
+    /// A hello from `identity` at `incarnation`, speaking this build's
+    /// protocol version.
+    pub fn new(identity: SocketAddr, incarnation: u64) -> Self {
+        Hello {
+            magic: MAGIC,
+            protocol: PROTOCOL_VERSION,
+            identity,
+            incarnation,
+        }
+    }
+
+    /// The record body.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a hello always serializes")
+    }
+
+    /// Parses and checks a record body.
+    pub fn decode(body: &[u8]) -> Result<Self, FrameError> {
+        let hello: Hello = decode_exact(body)?;
+        if hello.magic != MAGIC {
+            return Err(FrameError::Handshake("wrong magic"));
+        }
+        if hello.protocol != PROTOCOL_VERSION {
+            return Err(FrameError::Handshake("unsupported protocol version"));
+        }
+        Ok(hello)
+    }
+}
+
+/// The acceptor's answer to a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Ack {
+    /// The link is open.
+    Accept {
+        /// The acceptor's identity.
+        identity: SocketAddr,
+        /// The acceptor's incarnation.
+        incarnation: u64,
+    },
+    /// The two nodes dialled each other at once and the acceptor's own dial
+    /// wins; this connection closes. Not a failure.
+    Duplicate,
+    /// Refused: the acceptor is shutting down or full. Not a failure of the
+    /// peer; the dialer may retry later.
+    Busy,
+}
+
+impl Ack {
+    /// The record body.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("an ack always serializes")
+    }
+
+    /// Parses a record body.
+    pub fn decode(body: &[u8]) -> Result<Self, FrameError> {
+        decode_exact(body)
+    }
+}
+
+fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    match postcard::take_from_bytes::<T>(body) {
+        Ok((v, [])) => Ok(v),
+        Ok(_) => Err(FrameError::Handshake("trailing bytes")),
+        Err(_) => Err(FrameError::Handshake("malformed")),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use futures_lite::future;
+
+    #[test]
+    fn records_split_anywhere_reassemble() {
+        let mut wire = Vec::new();
+        encode_record(b"hello", &mut wire);
+        encode_record(b"", &mut wire);
+        encode_record(&[7u8; 300], &mut wire);
+        for cut in 0..wire.len() {
+            let mut d = FrameDecoder::new(1000);
+            let mut out = Vec::new();
+            d.extend(&wire[..cut]);
+            while let Some(r) = d.next_record().unwrap() {
+                out.push(r);
+            }
+            d.extend(&wire[cut..]);
+            while let Some(r) = d.next_record().unwrap() {
+                out.push(r);
+            }
+            assert_eq!(out, vec![b"hello".to_vec(), Vec::new(), vec![7u8; 300]], "cut at {cut}");
+            assert_eq!(d.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn oversized_prefix_is_refused_before_allocation() {
+        let mut d = FrameDecoder::new(1 << 20);
+        d.extend(&[0xff, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            d.next_record(),
+            Err(FrameError::TooLarge {
+                len: 0xffff_ffff,
+                max: 0x10_0000
+            })
+        ));
+        assert!(d.buf.capacity() < 1024, "nothing reserved for the announced body");
+    }
+
+    #[test]
+    fn truncated_stream_is_an_error_and_clean_end_is_not() {
+        let mut wire = Vec::new();
+        encode_record(&[1u8; 100], &mut wire);
+        let mut scratch = [0u8; 16];
+        let mut d = FrameDecoder::new(1000);
+        let mut r = &wire[..50];
+        let e = future::block_on(d.read_record(&mut r, &mut scratch)).unwrap_err();
+        assert!(matches!(e, FrameError::Truncated { missing: 54 }), "{e:?}");
+        let mut d = FrameDecoder::new(1000);
+        let mut r = &wire[..];
+        assert_eq!(
+            future::block_on(d.read_record(&mut r, &mut scratch)).unwrap(),
+            Some(vec![1u8; 100])
+        );
+        assert_eq!(future::block_on(d.read_record(&mut r, &mut scratch)).unwrap(), None);
+    }
+
+    #[test]
+    fn handshake_round_trips_and_checks() {
+        let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let hello = Hello::new(addr, 42);
+        let body = hello.encode();
+        assert!(body.len() <= HANDSHAKE_MAX);
+        assert_eq!(Hello::decode(&body).unwrap(), hello);
+        let mut bad = hello.clone();
+        bad.protocol = PROTOCOL_VERSION.wrapping_add(1);
+        assert!(Hello::decode(&bad.encode()).is_err());
+        assert!(Hello::decode(b"garbage!").is_err());
+        let ack = Ack::Accept {
+            identity: addr,
+            incarnation: 7,
+        };
+        assert_eq!(Ack::decode(&ack.encode()).unwrap(), ack);
+        assert!(Ack::decode(&[9, 9, 9]).is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! The thread-safe handle to a running node, and its event stream.
+
+use crate::link::Input;
+use crate::oneshot;
+use crate::queue::{PushError, Queue};
+use crate::stats::{DriverStats, NodeStats};
+use crate::store::Durable;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use bytes::Bytes;
+use epidemic_core::broadcast::BroadcastError;
+use epidemic_core::clock::VClock;
+use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read, SubscriptionId};
+use epidemic_core::node::{BroadcastId, Event, Node};
+use futures_core::Stream;
+use futures_lite::future;
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Why a handle's request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The node has shut down (or its runtime was dropped); nothing was done.
+    #[error("the node has shut down")]
+    Shutdown,
+    /// The node refused the broadcast; nothing was sent.
+    #[error(transparent)]
+    Broadcast(#[from] BroadcastError),
+    /// The node refused the write (a key or value over the limits);
+    /// nothing changed.
+    #[error(transparent)]
+    Put(#[from] PutError),
+    /// The store failed before the write was durable; the node stopped.
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+/// A read-only look at the node and the driver's counters, run on the
+/// driver's loop.
+pub(crate) type InspectFn = Box<dyn FnOnce(&Node<SocketAddr>, &DriverStats) + Send>;
+
+/// What a handle asks of the loop.
+pub(crate) enum Command {
+    Broadcast {
+        payload: Bytes,
+        reply: oneshot::Sender<Result<BroadcastId<SocketAddr>, BroadcastError>>,
+    },
+    Join {
+        contacts: Vec<SocketAddr>,
+        reply: oneshot::Sender<()>,
+    },
+    Leave {
+        reply: oneshot::Sender<()>,
+    },
+    /// A put (`value: Some`) or a delete (`value: None`).
+    Put {
+        prefix: FullPrefix,
+        key: Bytes,
+        value: Option<Bytes>,
+        context: Option<VClock<SocketAddr>>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Subscribe {
+        prefix: FullPrefix,
+        reply: oneshot::Sender<SubscriptionId>,
+    },
+    Unsubscribe {
+        id: SubscriptionId,
+        reply: oneshot::Sender<bool>,
+    },
+    Inspect(InspectFn),
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+struct Subscriber {
+    queue: Arc<Queue<Event<SocketAddr>>>,
+    lagged: Arc<AtomicU64>,
+}
+
+struct Subscribers {
+    list: Vec<Subscriber>,
+    closed: bool,
+}
+
+/// Everything the loop shares with handles and connection tasks.
+pub(crate) struct Shared {
+    pub(crate) identity: SocketAddr,
+    pub(crate) commands: Queue<Command>,
+    pub(crate) inputs: Queue<Input>,
+    /// Records for the store's writer thread.
+    pub(crate) persist: Queue<Persist>,
+    /// The writer thread's reports.
+    pub(crate) durable: Queue<Durable>,
+    subscribers: Mutex<Subscribers>,
+    event_queue: usize,
+    /// Parts still running (the loop, and the writer thread if any); the
+    /// last to end closes `stopped`.
+    running: Mutex<usize>,
+    stopped: Queue<()>,
+}
+
+impl Shared {
+    pub(crate) fn new(identity: SocketAddr, commands: usize, inputs: usize, event_queue: usize) -> Self {
+        Shared {
+            identity,
+            commands: Queue::new(commands),
+            inputs: Queue::new(inputs),
+            // Records are whole objects (at most a frame each); 64 MiB or
+            // 64 Ki records in flight to the disk, whichever comes first.
+            persist: Queue::weighted(1 << 16, 64 << 20, |p: &Persist| {
+                p.object.as_ref().map_or(0, Bytes::len) + p.key.len()
+            }),
+            durable: Queue::new(1 << 16),
+            running: Mutex::new(1),
+            stopped: Queue::new(1),
+            subscribers: Mutex::new(Subscribers {
+                list: Vec::new(),
+                closed: false,
+            }),
+            event_queue,
+        }
+    }
+
+    /// Hands `event` to every subscriber; returns how many could not take
+    /// it because their queue was full.
+    pub(crate) fn publish(&self, event: &Event<SocketAddr>) -> u64 {
+        let mut subs = self.subscribers.lock();
+        let mut lagged = 0;
+        subs.list.retain(|s| match s.queue.try_push(event.clone()) {
+            Ok(()) => true,
+            Err(PushError::Full(_)) => {
+                s.lagged.fetch_add(1, Ordering::Relaxed);
+                lagged += 1;
+                true
+            }
+            // The stream was dropped.
+            Err(PushError::Closed(_)) => false,
+        });
+        lagged
+    }
+
+    fn subscribe(&self) -> Events {
+        let queue = Arc::new(Queue::new(self.event_queue));
+        let lagged = Arc::new(AtomicU64::new(0));
+        let mut subs = self.subscribers.lock();
+        if subs.closed {
+            queue.close();
+        } else {
+            subs.list.push(Subscriber {
+                queue: queue.clone(),
+                lagged: lagged.clone(),
+            });
+        }
+        Events { queue, lagged }
+    }
+
+    /// Stops everything that waits on the loop: commands and inputs are
+    /// refused from now on, and the ones still queued are dropped (their
+    /// reply senders with them, which resolves every waiting request), and
+    /// every event stream ends after the events it already holds.
+    pub(crate) fn close(&self) {
+        drop(self.commands.close_and_drain());
+        drop(self.inputs.close_and_drain());
+        // The writer thread writes what is queued, then ends.
+        self.persist.close();
+        self.durable.close();
+        let list = {
+            let mut subs = self.subscribers.lock();
+            subs.closed = true;
+            std::mem::take(&mut subs.list)
+        };
+        for s in list {
+            s.queue.close();
+        }
+    }
+}
+
+impl Shared {
+    /// One more part runs (the writer thread).
+    pub(crate) fn part_started(&self) {
+        *self.running.lock() += 1;
+    }
+
+    /// A part ended; the last one marks the node stopped.
+    pub(crate) fn part_ended(&self) {
+        let last = {
+            let mut n = self.running.lock();
+            *n = n.saturating_sub(1);
+            *n == 0
+        };
+        if last {
+            self.stopped.close();
+        }
+    }
+}
+
+/// A handle to a running node, cheap to clone and usable from any thread or
+/// task, on any runtime (it needs none: requests are plain futures that the
+/// driver's loop completes).
+///
+/// Every request goes through the node's bounded command queue. A request
+/// waits while that queue is full: backpressure lands on the caller, never on
+/// the node's loop. Once the node has shut down, every request returns
+/// [`Error::Shutdown`].
+///
+/// From synchronous code, drive a request with any `block_on`, for instance
+/// `futures_lite::future::block_on(handle.broadcast(payload))`.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("identity", &self.shared.identity)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Handle { shared }
+    }
+
+    /// The node's identity: the address peers dial.
+    pub fn identity(&self) -> SocketAddr {
+        self.shared.identity
+    }
+
+    /// Whether the node is still running.
+    pub fn is_running(&self) -> bool {
+        !self.shared.commands.is_closed()
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.commands.push(make(tx)).await.map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Broadcasts `payload` to every node. Resolves once the node has taken
+    /// it (not once peers have it). A payload over the configured limit is
+    /// refused with [`Error::Broadcast`].
+    pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<BroadcastId<SocketAddr>, Error> {
+        let payload = payload.into();
+        Ok(self.request(|reply| Command::Broadcast { payload, reply }).await??)
+    }
+
+    /// Joins the cluster through `contacts` (tried in order until one
+    /// answers).
+    pub async fn join(&self, contacts: impl IntoIterator<Item = SocketAddr>) -> Result<(), Error> {
+        let contacts = contacts.into_iter().collect();
+        self.request(|reply| Command::Join { contacts, reply }).await
+    }
+
+    /// Leaves the overlay (neighbours are told) but keeps running; join
+    /// again to come back. See [`Handle::shutdown`] to stop.
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.request(|reply| Command::Leave { reply }).await
+    }
+
+    /// Runs `f` on the node, on the driver's loop, and returns its result:
+    /// the way to read anything the node exposes.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Node<SocketAddr>) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        self.request(|reply| {
+            Command::Inspect(Box::new(move |node, _| {
+                let _ = reply.send(f(node));
+            }))
+        })
+        .await
+    }
+
+    /// The members this node knows ([`Node::members`]).
+    pub async fn members(&self) -> Result<Vec<SocketAddr>, Error> {
+        self.inspect(Node::members).await
+    }
+
+    /// The overlay neighbours ([`Node::active_view`]).
+    pub async fn neighbors(&self) -> Result<Vec<SocketAddr>, Error> {
+        self.inspect(Node::active_view).await
+    }
+
+    /// The node's and the driver's counters.
+    pub async fn stats(&self) -> Result<NodeStats, Error> {
+        self.request(|reply| {
+            Command::Inspect(Box::new(move |node, driver| {
+                let _ = reply.send(NodeStats {
+                    node: node.stats(),
+                    driver: driver.clone(),
+                });
+            }))
+        })
+        .await
+    }
+
+    /// A new stream of the node's events from now on: delivered broadcasts,
+    /// neighbours coming and going, and changes under subscribed prefixes
+    /// (the driver consumes the durability events itself).
+    ///
+    /// Each stream has its own bounded queue; a stream that falls that far
+    /// behind misses events, and [`Events::lagged`] counts them. The stream
+    /// ends when the node shuts down.
+    pub fn events(&self) -> Events {
+        self.shared.subscribe()
+    }
+
+    /// Writes `value` under `key` in `prefix`, and resolves once the write
+    /// is durable: on disk when the node has a store (the record written and
+    /// fsynced), at once otherwise.
+    ///
+    /// With `context: None` the write overwrites every sibling this node
+    /// holds; with the context of an earlier read ([`Read::context`]) it
+    /// overwrites what that read saw, and concurrent writes stay siblings.
+    pub async fn put(
+        &self,
+        prefix: &FullPrefix,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        context: Option<VClock<SocketAddr>>,
+    ) -> Result<(), Error> {
+        let (prefix, key, value) = (prefix.clone(), key.into(), Some(value.into()));
+        self.request(|reply| Command::Put {
+            prefix,
+            key,
+            value,
+            context,
+            reply,
+        })
+        .await?
+    }
+
+    /// Deletes `key` (writes a tombstone), like [`Handle::put`].
+    pub async fn delete(
+        &self,
+        prefix: &FullPrefix,
+        key: impl Into<Bytes>,
+        context: Option<VClock<SocketAddr>>,
+    ) -> Result<(), Error> {
+        let (prefix, key) = (prefix.clone(), key.into());
+        self.request(|reply| Command::Put {
+            prefix,
+            key,
+            value: None,
+            context,
+            reply,
+        })
+        .await?
+    }
+
+    /// Reads `key`: every sibling and the context to write back, or `None`
+    /// if the node holds nothing under it. A deleted key reads as a
+    /// tombstone ([`Read::is_deleted`]) until its tombstone is collected.
+    pub async fn get(&self, prefix: &FullPrefix, key: impl AsRef<[u8]>) -> Result<Option<Read<SocketAddr>>, Error> {
+        let (prefix, key) = (prefix.clone(), key.as_ref().to_vec());
+        self.inspect(move |node| node.get(&prefix, &key)).await
+    }
+
+    /// Reads `key` resolved to one value: the prefix's CRDT merge if one is
+    /// registered, last-writer-wins otherwise; `None` if absent or deleted.
+    pub async fn get_resolved(&self, prefix: &FullPrefix, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
+        let (prefix, key) = (prefix.clone(), key.as_ref().to_vec());
+        self.inspect(move |node| node.get_resolved(&prefix, &key)).await
+    }
+
+    /// Every key under `prefix` with its read, tombstones included.
+    pub async fn list(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, Read<SocketAddr>)>, Error> {
+        let prefix = prefix.clone();
+        self.inspect(move |node| node.iter(&prefix).map(|(k, r)| (k.clone(), r)).collect())
+            .await
+    }
+
+    /// Subscribes to changes under `prefix`: from now on the event stream
+    /// carries `Event::Changed` with the returned id for each changed key.
+    pub async fn subscribe(&self, prefix: &FullPrefix) -> Result<SubscriptionId, Error> {
+        let prefix = prefix.clone();
+        self.request(|reply| Command::Subscribe { prefix, reply }).await
+    }
+
+    /// Ends a subscription; false if it did not exist.
+    pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, Error> {
+        self.request(|reply| Command::Unsubscribe { id, reply }).await
+    }
+
+    /// Whether the node has stopped entirely (see [`Handle::stopped`]).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.is_closed()
+    }
+
+    /// Resolves once the node has stopped entirely: its loop ended (by
+    /// [`Handle::shutdown`], or its runtime dropped) and its store, if any,
+    /// is closed, so its data directory can be opened again.
+    pub async fn stopped(&self) {
+        future::poll_fn(|cx| self.shared.stopped.poll_pop(cx)).await;
+    }
+
+    /// Shuts the node down gracefully: it leaves the overlay (neighbours are
+    /// told), queued frames and records drain for up to the configured
+    /// linger, links close with a goodbye, every event stream ends, and the
+    /// store closes. Resolves once the node has stopped; returns at once if
+    /// it already had.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        match self.request(|reply| Command::Shutdown { reply }).await {
+            Ok(()) | Err(Error::Shutdown) => {}
+            Err(e) => return Err(e),
+        }
+        self.stopped().await;
+        Ok(())
+    }
+}
+
+/// The node's events, as an async [`Stream`]. See [`Handle::events`].
+pub struct Events {
+    queue: Arc<Queue<Event<SocketAddr>>>,
+    lagged: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("queued", &self.queue.len())
+            .field("lagged", &self.lagged())
+            .finish()
+    }
+}
+
+impl Events {
+    /// Events this stream missed because its queue was full.
+    pub fn lagged(&self) -> u64 {
+        self.lagged.load(Ordering::Relaxed)
+    }
+
+    /// The next event if one is queued, without waiting. `None` also when
+    /// the stream has ended.
+    pub fn try_next(&mut self) -> Option<Event<SocketAddr>> {
+        self.queue.try_pop()
+    }
+}
+
+impl Stream for Events {
+    type Item = Event<SocketAddr>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.queue.poll_pop(cx)
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}

@@ -1,0 +1,350 @@
+//! Connection tasks: the dial and accept handshakes, then a link's reader
+//! and writer.
+//!
+//! A connection task never touches the node. It reports to the loop through
+//! the bounded input queue (waiting when it is full, which stops reading the
+//! socket: backpressure on the peer, not on the node) and asks the loop to
+//! decide whether a handshaken connection becomes the peer's link. Its
+//! writer drains the peer's frame queue, which the loop fills without ever
+//! waiting.
+
+use crate::codec::{Ack, FrameDecoder, FrameError, HANDSHAKE_MAX, Hello, PREFIX_LEN, encode_record, write_record};
+use crate::handle::Shared;
+use crate::oneshot;
+use crate::queue::Queue;
+use crate::runtime::{Accepting, Duplex, Runtime, Transport};
+use crate::sync::Arc;
+use futures_lite::future;
+use futures_lite::{AsyncWriteExt, FutureExt};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Identifies one connection for the life of the node.
+pub(crate) type ConnId = u64;
+
+/// A peer's outbound frames.
+pub(crate) type FrameQueue = Queue<Vec<u8>>;
+
+/// How the loop asks a link to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseMode {
+    /// Write what is still queued for the peer, then a goodbye record, then
+    /// close: the node is leaving, and no other link will take the queue.
+    Drain,
+    /// A goodbye record, then close, leaving the queue to whichever link
+    /// comes next (the link is idle, or replaced by a newer one).
+    Goodbye,
+    /// Close now.
+    Abort,
+}
+
+/// How a link ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closed {
+    /// The peer said goodbye: an orderly close.
+    Goodbye,
+    /// We closed it (goodbye or abort).
+    ByUs,
+    /// Reset, or ended without goodbye: a failure.
+    Broken,
+    /// The peer sent bytes that are not a record.
+    BadInput,
+}
+
+/// Why a dial did not produce a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DialFailure {
+    /// The peer's own dial to us wins.
+    Duplicate,
+    /// The peer is shutting down or full.
+    Busy,
+    /// Unreachable, timed out, handshake failed, or wrong identity.
+    Failed,
+}
+
+/// The loop's answer to a handshaken connection.
+pub(crate) enum Decision {
+    /// It is the peer's link now.
+    Accept {
+        queue: Arc<FrameQueue>,
+        close: oneshot::Receiver<CloseMode>,
+    },
+    /// Close it, answering the dialer with this.
+    Refuse(Ack),
+}
+
+/// What connection tasks tell the loop.
+pub(crate) enum Input {
+    /// A peer dialled us and said hello.
+    Inbound {
+        conn: ConnId,
+        hello: Hello,
+        reply: oneshot::Sender<Decision>,
+    },
+    /// Our dial was accepted by the peer.
+    Outbound {
+        conn: ConnId,
+        peer: SocketAddr,
+        incarnation: u64,
+        reply: oneshot::Sender<Decision>,
+    },
+    /// Our dial failed.
+    DialFailed {
+        conn: ConnId,
+        peer: SocketAddr,
+        why: DialFailure,
+    },
+    /// An inbound connection failed before saying hello.
+    HandshakeFailed { conn: ConnId },
+    /// A frame arrived on a link.
+    Frame {
+        conn: ConnId,
+        peer: SocketAddr,
+        frame: Vec<u8>,
+    },
+    /// A link ended.
+    Closed {
+        conn: ConnId,
+        peer: SocketAddr,
+        how: Closed,
+    },
+}
+
+/// What every connection task needs; immutable and shared.
+pub(crate) struct TaskCtx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) transport: std::sync::Arc<dyn Transport>,
+    pub(crate) runtime: std::sync::Arc<dyn Runtime>,
+    pub(crate) incarnation: u64,
+    pub(crate) max_frame: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) linger: Duration,
+}
+
+/// Bytes gathered into one write before flushing.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+async fn timeout<T>(runtime: &dyn Runtime, d: Duration, f: impl Future<Output = T>) -> Option<T> {
+    let sleep = runtime.sleep(d);
+    async { Some(f.await) }
+        .or(async {
+            sleep.await;
+            None
+        })
+        .await
+}
+
+/// Dials `peer`, says hello, and runs the link if the loop keeps it.
+pub(crate) async fn dial(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, peer: SocketAddr) {
+    let attempt = async {
+        let mut duplex = ctx.transport.connect(peer).await?;
+        write_record(
+            &mut duplex.writer,
+            &Hello::new(ctx.shared.identity, ctx.incarnation).encode(),
+        )
+        .await?;
+        let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
+        let mut scratch = [0u8; HANDSHAKE_MAX + PREFIX_LEN];
+        let ack = decoder
+            .read_record(&mut duplex.reader, &mut scratch)
+            .await?
+            .ok_or(FrameError::Truncated { missing: PREFIX_LEN })?;
+        Ok::<_, FrameError>((duplex, decoder, Ack::decode(&ack)?))
+    };
+    let (duplex, decoder, incarnation) = match timeout(&*ctx.runtime, ctx.connect_timeout, attempt).await {
+        Some(Ok((duplex, decoder, Ack::Accept { identity, incarnation }))) if identity == peer => {
+            (duplex, decoder, incarnation)
+        }
+        other => {
+            let why = match other {
+                Some(Ok((_, _, Ack::Duplicate))) => DialFailure::Duplicate,
+                Some(Ok((_, _, Ack::Busy))) => DialFailure::Busy,
+                _ => DialFailure::Failed,
+            };
+            let _ = ctx.shared.inputs.push(Input::DialFailed { conn, peer, why }).await;
+            return;
+        }
+    };
+    let (reply, decision) = oneshot::channel();
+    let asked = Input::Outbound {
+        conn,
+        peer,
+        incarnation,
+        reply,
+    };
+    if ctx.shared.inputs.push(asked).await.is_err() {
+        return;
+    }
+    match decision.await {
+        Ok(Decision::Accept { queue, close }) => run(&ctx, conn, peer, duplex, decoder, queue, close).await,
+        // The loop kept another connection to this peer (or is stopping):
+        // close this one in an orderly way.
+        Ok(Decision::Refuse(_)) => goodbye(&ctx, duplex).await,
+        Err(oneshot::Canceled) => {}
+    }
+}
+
+/// Completes an inbound connection's handshakes and runs the link if the
+/// loop keeps it.
+pub(crate) async fn accept(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, accepting: Accepting) {
+    let attempt = async {
+        let mut duplex = accepting.await?;
+        let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
+        let mut scratch = [0u8; HANDSHAKE_MAX + PREFIX_LEN];
+        let hello = decoder
+            .read_record(&mut duplex.reader, &mut scratch)
+            .await?
+            .ok_or(FrameError::Truncated { missing: PREFIX_LEN })?;
+        Ok::<_, FrameError>((duplex, decoder, Hello::decode(&hello)?))
+    };
+    let Some(Ok((mut duplex, decoder, hello))) = timeout(&*ctx.runtime, ctx.handshake_timeout, attempt).await else {
+        let _ = ctx.shared.inputs.push(Input::HandshakeFailed { conn }).await;
+        return;
+    };
+    let peer = hello.identity;
+    let (reply, decision) = oneshot::channel();
+    if ctx
+        .shared
+        .inputs
+        .push(Input::Inbound { conn, hello, reply })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    match decision.await {
+        Ok(Decision::Accept { queue, close }) => {
+            let ack = Ack::Accept {
+                identity: ctx.shared.identity,
+                incarnation: ctx.incarnation,
+            };
+            let sent = timeout(
+                &*ctx.runtime,
+                ctx.handshake_timeout,
+                write_record(&mut duplex.writer, &ack.encode()),
+            )
+            .await;
+            if matches!(sent, Some(Ok(()))) {
+                run(&ctx, conn, peer, duplex, decoder, queue, close).await;
+            } else {
+                let how = Closed::Broken;
+                let _ = ctx.shared.inputs.push(Input::Closed { conn, peer, how }).await;
+            }
+        }
+        Ok(Decision::Refuse(ack)) => {
+            let answer = async {
+                let _ = write_record(&mut duplex.writer, &ack.encode()).await;
+                let _ = duplex.writer.close().await;
+            };
+            let _ = timeout(&*ctx.runtime, ctx.handshake_timeout, answer).await;
+        }
+        Err(oneshot::Canceled) => {}
+    }
+}
+
+/// Closes a connection that never became a link: a goodbye record, then an
+/// orderly close.
+async fn goodbye(ctx: &TaskCtx, mut duplex: Duplex) {
+    let bye = async {
+        let _ = write_record(&mut duplex.writer, &[]).await;
+        let _ = duplex.writer.close().await;
+    };
+    let _ = timeout(&*ctx.runtime, ctx.linger, bye).await;
+}
+
+/// Runs an open link until it ends, then reports how.
+async fn run(
+    ctx: &TaskCtx,
+    conn: ConnId,
+    peer: SocketAddr,
+    duplex: Duplex,
+    mut decoder: FrameDecoder,
+    queue: Arc<FrameQueue>,
+    mut close: oneshot::Receiver<CloseMode>,
+) {
+    let Duplex { mut reader, mut writer } = duplex;
+    decoder.set_max(ctx.max_frame);
+    let read = async {
+        let mut scratch = vec![0u8; READ_CHUNK];
+        loop {
+            match decoder.read_record(&mut reader, &mut scratch).await {
+                Ok(Some(frame)) if frame.is_empty() => return Closed::Goodbye,
+                Ok(Some(frame)) => {
+                    if ctx
+                        .shared
+                        .inputs
+                        .push(Input::Frame { conn, peer, frame })
+                        .await
+                        .is_err()
+                    {
+                        return Closed::ByUs;
+                    }
+                }
+                Ok(None) | Err(FrameError::Io(_)) => return Closed::Broken,
+                Err(_) => return Closed::BadInput,
+            }
+        }
+    };
+    let write = async {
+        let mut buf = Vec::new();
+        loop {
+            let next = future::poll_fn(|cx| {
+                if let Poll::Ready(mode) = std::pin::Pin::new(&mut close).poll(cx) {
+                    return Poll::Ready(Err(mode.unwrap_or(CloseMode::Abort)));
+                }
+                queue.poll_pop(cx).map(Ok)
+            })
+            .await;
+            let first = match next {
+                Ok(Some(frame)) => frame,
+                Ok(None) | Err(CloseMode::Drain | CloseMode::Goodbye) => {
+                    // Orderly close: (what is queued, when draining, then)
+                    // goodbye.
+                    buf.clear();
+                    if matches!(next, Err(CloseMode::Drain)) {
+                        while let Some(frame) = queue.try_pop() {
+                            encode_record(&frame, &mut buf);
+                        }
+                    }
+                    encode_record(&[], &mut buf);
+                    let _ = writer.write_all(&buf).await;
+                    let _ = writer.flush().await;
+                    let _ = writer.close().await;
+                    return (Closed::ByUs, true);
+                }
+                Err(CloseMode::Abort) => return (Closed::ByUs, false),
+            };
+            buf.clear();
+            encode_record(&first, &mut buf);
+            while buf.len() < WRITE_BATCH {
+                match queue.try_pop() {
+                    Some(frame) => encode_record(&frame, &mut buf),
+                    None => break,
+                }
+            }
+            if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
+                return (Closed::Broken, false);
+            }
+        }
+    };
+    let mut read = pin!(read);
+    let write = pin!(write);
+    let how = async { (read.as_mut().await, false) }.or(write).await;
+    let how = match how {
+        (how, true) => {
+            // After our goodbye, keep reading until the peer closes too (or
+            // the linger runs out), so that closing with unread bytes does
+            // not reset the connection under the goodbye.
+            let _ = timeout(&*ctx.runtime, ctx.linger, read).await;
+            how
+        }
+        (how, false) => how,
+    };
+    let _ = ctx.shared.inputs.push(Input::Closed { conn, peer, how }).await;
+}

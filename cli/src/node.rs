@@ -1,0 +1,262 @@
+//! `epidemic node`: a real node on TCP or QUIC, driven by line commands on
+//! stdin and answering on stdout.
+//!
+//! ```text
+//! put PREFIX KEY VALUE   ->  ok
+//! get PREFIX KEY         ->  the value, the siblings one per line, or not_found
+//! delete PREFIX KEY      ->  ok
+//! members                ->  one address per line, this node's included
+//! stats                  ->  one line of name=value counters
+//! ```
+//!
+//! `PREFIX` is `prefix` or `prefix/subprefix`; `VALUE` is the rest of the
+//! line. A put answers `ok` once the write is on disk. Anything wrong
+//! answers one line starting with `error:`. End of input leaves the cluster
+//! gracefully and exits; neighbours coming and going are reported on stderr.
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use epidemic_core::metadata::FullPrefix;
+use epidemic_core::node::Event;
+use epidemic_driver::Handle;
+use epidemic_driver::tls::TlsConfig;
+use futures_lite::StreamExt;
+use futures_lite::future::block_on;
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Which transport a node speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Transport {
+    /// QUIC (quinn) with mutual TLS 1.3; needs --cert, --key and --ca.
+    Quic,
+    /// TCP (smol) with mutual TLS 1.3 (--cert, --key, --ca), or plaintext
+    /// with --insecure-tcp.
+    Tcp,
+}
+
+/// Run a node: join a cluster, and read commands on stdin.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// Address to listen on, which is also the node's identity (the address
+    /// peers dial), e.g. 127.0.0.1:7001.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// A node to join through; repeat for fallbacks, tried in order.
+    #[arg(long = "join", value_name = "ADDR")]
+    join: Vec<SocketAddr>,
+    /// Directory of the node's durable store (created if missing); a
+    /// restart with the same directory restores the node's data.
+    #[arg(long = "data", value_name = "DIR")]
+    data: PathBuf,
+    /// The transport.
+    #[arg(long, value_enum, default_value_t = Transport::Quic)]
+    transport: Transport,
+    /// This node's certificate (PEM), from `epidemic certs`.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The cluster CA certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// TCP without TLS: no encryption, no authentication. Local trials only.
+    #[arg(long)]
+    insecure_tcp: bool,
+}
+
+fn tls(args: &NodeArgs) -> anyhow::Result<Option<TlsConfig>> {
+    match (&args.cert, &args.key, &args.ca) {
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(
+            TlsConfig::from_files(cert, key, ca).context("loading the TLS certificate, key and CA")?,
+        )),
+        (None, None, None) => Ok(None),
+        _ => bail!("--cert, --key and --ca go together"),
+    }
+}
+
+/// A running node of either transport; dropping it stops it.
+enum Running {
+    Tcp(epidemic_tcp::TcpNode),
+    Quic(epidemic_quic::QuicNode),
+}
+
+impl Running {
+    fn handle(&self) -> &Handle {
+        match self {
+            Running::Tcp(n) => n.handle(),
+            Running::Quic(n) => n.handle(),
+        }
+    }
+}
+
+fn start(args: &NodeArgs) -> anyhow::Result<Running> {
+    let tls = tls(args)?;
+    match args.transport {
+        Transport::Quic => {
+            if args.insecure_tcp {
+                bail!("--insecure-tcp applies to --transport tcp only; QUIC always runs TLS");
+            }
+            let Some(tls) = tls else {
+                bail!("--transport quic needs --cert, --key and --ca (see `epidemic certs`)");
+            };
+            let mut config = epidemic_quic::QuicConfig::new(args.listen, tls);
+            config.contacts(args.join.iter().copied()).data_dir(&args.data);
+            Ok(Running::Quic(
+                epidemic_quic::QuicNode::start(config).context("starting the QUIC node")?,
+            ))
+        }
+        Transport::Tcp => {
+            let mut config = match (tls, args.insecure_tcp) {
+                (Some(_), true) => bail!("--insecure-tcp and a certificate: choose one"),
+                (Some(tls), false) => epidemic_tcp::TcpConfig::tls(args.listen, tls),
+                (None, true) => epidemic_tcp::TcpConfig::insecure_plaintext(args.listen),
+                (None, false) => {
+                    bail!("--transport tcp needs --cert, --key and --ca, or --insecure-tcp for a plaintext trial")
+                }
+            };
+            config.contacts(args.join.iter().copied()).data_dir(&args.data);
+            Ok(Running::Tcp(
+                epidemic_tcp::TcpNode::start(config).context("starting the TCP node")?,
+            ))
+        }
+    }
+}
+
+/// `prefix` or `prefix/subprefix`.
+fn parse_prefix(s: &str) -> FullPrefix {
+    match s.split_once('/') {
+        Some((p, sub)) => FullPrefix::new(p, sub),
+        None => FullPrefix::new(s, ""),
+    }
+}
+
+/// Splits off the first whitespace-separated word.
+fn word(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim_start();
+    if s.is_empty() {
+        return None;
+    }
+    Some(s.split_once(char::is_whitespace).unwrap_or((s, "")))
+}
+
+/// Runs one command line; returns the answer lines.
+fn execute(handle: &Handle, line: &str) -> Vec<String> {
+    match run_command(handle, line) {
+        Ok(lines) => lines,
+        Err(e) => vec![format!("error: {e:#}")],
+    }
+}
+
+fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
+    let Some((command, rest)) = word(line) else {
+        return Ok(Vec::new());
+    };
+    let usage = |u: &str| anyhow::anyhow!("usage: {u}");
+    match command {
+        "put" => {
+            let (prefix, rest) = word(rest).ok_or_else(|| usage("put PREFIX KEY VALUE"))?;
+            let (key, value) = word(rest).ok_or_else(|| usage("put PREFIX KEY VALUE"))?;
+            let value = value.trim_start();
+            block_on(handle.put(&parse_prefix(prefix), key.to_owned(), value.to_owned(), None))?;
+            Ok(vec!["ok".into()])
+        }
+        "get" => {
+            let (prefix, rest) = word(rest).ok_or_else(|| usage("get PREFIX KEY"))?;
+            let (key, _) = word(rest).ok_or_else(|| usage("get PREFIX KEY"))?;
+            let read = block_on(handle.get(&parse_prefix(prefix), key))?;
+            let values: Vec<String> = read
+                .iter()
+                .flat_map(|r| r.live())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            Ok(if values.is_empty() {
+                vec!["not_found".into()]
+            } else {
+                values
+            })
+        }
+        "delete" => {
+            let (prefix, rest) = word(rest).ok_or_else(|| usage("delete PREFIX KEY"))?;
+            let (key, _) = word(rest).ok_or_else(|| usage("delete PREFIX KEY"))?;
+            block_on(handle.delete(&parse_prefix(prefix), key.to_owned(), None))?;
+            Ok(vec!["ok".into()])
+        }
+        "members" => Ok(block_on(handle.members())?.into_iter().map(|m| m.to_string()).collect()),
+        "stats" => {
+            let s = block_on(handle.stats())?;
+            let (n, d) = (&s.node, &s.driver);
+            let neighbors = block_on(handle.neighbors())?.len();
+            Ok(vec![format!(
+                "neighbors={neighbors} frames_sent={} frames_received={} invalid_frames={} broadcasts_delivered={} \
+                 links_opened={} links_failed={} bad_input={} handshake_failures={} queue_overflows={} \
+                 dial_failures={} restored={} open_links={}",
+                n.sent.total().messages,
+                n.received.total().messages,
+                n.invalid_frames,
+                n.plumtree.delivered,
+                d.links_opened,
+                d.links_failed,
+                d.bad_input,
+                d.handshake_failures,
+                d.queue_overflows,
+                d.dial_failures,
+                d.restored,
+                d.open_links,
+            )])
+        }
+        other => bail!("unknown command {other:?} (put, get, delete, members, stats)"),
+    }
+}
+
+/// `epidemic node`.
+pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
+    let node = start(args)?;
+    let handle = node.handle().clone();
+    eprintln!(
+        "epidemic node {} ({:?}) data in {}",
+        handle.identity(),
+        args.transport,
+        args.data.display()
+    );
+    // Neighbour changes on stderr, from a thread of their own.
+    let mut events = handle.events();
+    let watcher = std::thread::spawn(move || {
+        while let Some(event) = block_on(events.next()) {
+            match event {
+                Event::NeighborUp(p) => eprintln!("neighbor up {p}"),
+                Event::NeighborDown(p) => eprintln!("neighbor down {p}"),
+                _ => {}
+            }
+        }
+    });
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let line = line.context("reading stdin")?;
+        for answer in execute(&handle, &line) {
+            writeln!(stdout, "{answer}")?;
+        }
+        stdout.flush()?;
+    }
+    block_on(handle.shutdown())?;
+    drop(node);
+    let _ = watcher.join();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_words_parse() {
+        assert_eq!(parse_prefix("app/users"), FullPrefix::new("app", "users"));
+        assert_eq!(parse_prefix("app"), FullPrefix::new("app", ""));
+        assert_eq!(word("  put a b c "), Some(("put", "a b c ")));
+        assert_eq!(word("members"), Some(("members", "")));
+        assert_eq!(word("   "), None);
+    }
+}

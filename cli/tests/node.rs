@@ -1,0 +1,171 @@
+//! `epidemic certs` and `epidemic node`, end to end: three node processes
+//! on loopback, driven through stdin, converge.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    addr: String,
+}
+
+fn epidemic() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_epidemic"))
+}
+
+/// Starts `epidemic node` with `args`, and waits for its address on stderr.
+fn node(args: &[&str]) -> Proc {
+    let mut child = epidemic()
+        .arg("node")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, stdout) = channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let (err_tx, stderr) = channel();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let first = stderr.recv_timeout(Duration::from_secs(20)).expect("the node starts");
+    // "epidemic node 127.0.0.1:PORT (...) data in ..."
+    let addr = first
+        .strip_prefix("epidemic node ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    // Keep draining stderr so the node never blocks on it.
+    std::thread::spawn(move || while stderr.recv().is_ok() {});
+    Proc {
+        stdin: child.stdin.take(),
+        child,
+        stdout,
+        addr,
+    }
+}
+
+impl Proc {
+    /// Sends one command; returns the answer lines that arrive within a
+    /// short while (at least one).
+    fn ask(&mut self, line: &str) -> Vec<String> {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut lines = vec![self.stdout.recv_timeout(Duration::from_secs(20)).expect("an answer")];
+        while let Ok(l) = self.stdout.recv_timeout(Duration::from_millis(100)) {
+            lines.push(l);
+        }
+        lines
+    }
+
+    /// Asks until the answer is `want`, for up to 20 s.
+    fn until(&mut self, line: &str, want: &[&str]) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.ask(line) == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Closes stdin (a graceful leave) and waits for a clean exit.
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn three_nodes_converge(extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = |n: &str| dir.path().join(n).display().to_string();
+    let with = |n: &str, join: Option<&str>| -> Vec<String> {
+        let mut a: Vec<String> = extra.iter().map(|s| s.replace("{node}", n)).collect();
+        a.extend(["--data".into(), data(n)]);
+        if let Some(j) = join {
+            a.extend(["--join".into(), j.to_owned()]);
+        }
+        a
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let mut n1 = node(&args(&with("n1", None)));
+    let mut n2 = node(&args(&with("n2", Some(&n1.addr))));
+    let mut n3 = node(&args(&with("n3", Some(&n1.addr))));
+
+    assert_eq!(n1.ask("put app/users alice admin"), ["ok"]);
+    assert!(n3.until("get app/users alice", &["admin"]), "the put reached n3");
+    assert!(n2.until("get app/users alice", &["admin"]), "the put reached n2");
+    assert_eq!(n2.ask("delete app/users alice"), ["ok"]);
+    assert!(n1.until("get app/users alice", &["not_found"]), "the delete reached n1");
+    assert_eq!(n3.ask("get app/users nobody"), ["not_found"]);
+    assert!(n1.ask("stats")[0].starts_with("neighbors="));
+    assert!(n1.ask("frobnicate")[0].starts_with("error:"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while n1.ask("members").len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(n1.ask("members").len(), 3);
+    n3.finish();
+    n2.finish();
+    n1.finish();
+}
+
+#[test]
+fn three_plaintext_tcp_nodes_converge() {
+    three_nodes_converge(&["--transport", "tcp", "--insecure-tcp"]);
+}
+
+#[test]
+fn certs_then_three_quic_nodes_converge() {
+    let certs = tempfile::tempdir().unwrap();
+    let out = certs.path().display().to_string();
+    let status = epidemic()
+        .args(["certs", "--out", &out, "--node", "n1", "--node", "n2", "--node", "n3"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let c = |f: &str| format!("{out}/{f}");
+    let (cert, key, ca) = (c("{node}.pem"), c("{node}.key"), c("ca.pem"));
+    three_nodes_converge(&["--transport", "quic", "--cert", &cert, "--key", &key, "--ca", &ca]);
+}
+
+#[test]
+fn quic_without_certificates_and_tcp_without_a_choice_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    for args in [
+        vec!["node", "--listen", "127.0.0.1:0", "--data", &d],
+        vec!["node", "--listen", "127.0.0.1:0", "--data", &d, "--transport", "tcp"],
+    ] {
+        let out = epidemic().args(&args).stdin(Stdio::null()).output().unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--cert"), "{args:?}");
+    }
+}

@@ -1,0 +1,233 @@
+//! The in-memory bus as a [`Cluster`]: virtual time, deterministic by seed.
+//!
+//! The bus has no byte streams, so a raw connection here is emulated with
+//! the driver's own codec: bytes are decoded into records exactly as a real
+//! link would (handshake first, then frames), frames go to the node through
+//! `handle_frame` from an identity outside the bus, and whatever a real
+//! link would close on closes this one, with `LinkEvent::Down` for the node.
+
+use crate::{Cluster, Recv};
+use bytes::Bytes;
+use epidemic_core::Duration as CoreDuration;
+use epidemic_core::metadata::FullPrefix;
+use epidemic_core::node::{BroadcastId, Config, LinkEvent};
+use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, Hello, encode_record};
+use epidemic_mem::{Bus, BusConfig, Id};
+use std::time::Duration;
+
+/// Identities of raw connections start here, far above any node's.
+const RAW_BASE: Id = 1 << 30;
+
+struct Raw {
+    target: Id,
+    me: Id,
+    decoder: FrameDecoder,
+    handshaken: bool,
+    outbox: Vec<u8>,
+    closed: bool,
+}
+
+/// A [`Bus`] of nodes with the default configuration.
+pub struct MemCluster {
+    bus: Bus,
+    raws: Vec<Raw>,
+    refused: Vec<u64>,
+    scale: usize,
+}
+
+impl MemCluster {
+    /// An empty bus seeded with `seed`; scenarios use 20 nodes.
+    pub fn new(seed: u64) -> Self {
+        MemCluster {
+            bus: Bus::new(BusConfig::default().with_seed(seed)),
+            raws: Vec::new(),
+            refused: Vec::new(),
+            scale: 20,
+        }
+    }
+
+    /// The bus, for what only the bus can do (partitions).
+    pub fn bus(&mut self) -> &mut Bus {
+        &mut self.bus
+    }
+
+    fn close_raw(&mut self, raw: usize, bad: bool) {
+        let r = &mut self.raws[raw];
+        if r.closed {
+            return;
+        }
+        r.closed = true;
+        let (target, me) = (r.target, r.me);
+        if bad {
+            self.refused[target as usize] += 1;
+        }
+        if r.handshaken {
+            self.bus
+                .with_node(target, |n, now| n.handle_link(now, me, LinkEvent::Down));
+        }
+    }
+}
+
+impl Cluster for MemCluster {
+    type Id = BroadcastId<Id>;
+    type Identity = Id;
+
+    fn fake_identity(&self) -> Id {
+        RAW_BASE - 1
+    }
+
+    fn scale(&self) -> usize {
+        self.scale
+    }
+
+    fn add_node(&mut self) -> usize {
+        self.refused.push(0);
+        self.bus.add_nodes(1, &Config::default()) as usize
+    }
+
+    fn join(&mut self, ix: usize, contact: usize) {
+        self.bus.join(ix as Id, [contact as Id]);
+    }
+
+    fn broadcast(&mut self, ix: usize, payload: Bytes) -> Self::Id {
+        self.bus.broadcast(ix as Id, payload).expect("live node, small payload")
+    }
+
+    fn has_delivered(&mut self, ix: usize, id: &Self::Id) -> bool {
+        self.bus.metrics().has_delivered(id, ix as Id)
+    }
+
+    fn duplicates(&mut self) -> usize {
+        self.bus.metrics().total_duplicates()
+    }
+
+    fn neighbors(&mut self, ix: usize) -> Vec<usize> {
+        self.bus
+            .node(ix as Id)
+            .map(|n| n.active_view().into_iter().map(|p| p as usize).collect())
+            .unwrap_or_default()
+    }
+
+    fn is_alive(&self, ix: usize) -> bool {
+        self.bus.is_alive(ix as Id)
+    }
+
+    fn crash(&mut self, ix: usize) {
+        self.bus.crash(ix as Id);
+    }
+
+    fn restart(&mut self, ix: usize, contact: usize) {
+        self.bus.restart(ix as Id, [contact as Id]);
+    }
+
+    fn restart_from_disk(&mut self, ix: usize, contact: usize) {
+        self.bus.restart_from_disk(ix as Id, [contact as Id]);
+    }
+
+    fn put(&mut self, ix: usize, prefix: &FullPrefix, key: &str, value: &str) -> bool {
+        // The bus's disk is synchronous: the put is durable once drained,
+        // which `with_node` does.
+        let value = Bytes::copy_from_slice(value.as_bytes());
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                n.put(now, prefix, key.as_bytes(), value, None).is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    fn siblings(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Vec<Bytes>> {
+        let read = self.bus.node(ix as Id)?.get(prefix, key.as_bytes())?;
+        let mut live: Vec<Bytes> = read.live().cloned().collect();
+        live.sort();
+        Some(live)
+    }
+
+    fn wait_until(&mut self, limit: Duration, mut cond: impl FnMut(&mut Self) -> bool) -> bool {
+        let end = self.bus.now() + CoreDuration::from(limit);
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if self.bus.now() >= end {
+                return false;
+            }
+            self.bus.run_for(CoreDuration::from_millis(10));
+        }
+    }
+
+    fn raw_open(&mut self, ix: usize) -> usize {
+        self.raws.push(Raw {
+            target: ix as Id,
+            me: RAW_BASE + self.raws.len() as Id,
+            decoder: FrameDecoder::new(HANDSHAKE_MAX),
+            handshaken: false,
+            outbox: Vec::new(),
+            closed: false,
+        });
+        self.raws.len() - 1
+    }
+
+    fn raw_send(&mut self, raw: usize, bytes: &[u8]) {
+        if self.raws[raw].closed {
+            return;
+        }
+        self.raws[raw].decoder.extend(bytes);
+        loop {
+            let r = &mut self.raws[raw];
+            let record = match r.decoder.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => return,
+                Err(_) => return self.close_raw(raw, true),
+            };
+            if !r.handshaken {
+                if Hello::decode(&record).is_err() {
+                    return self.close_raw(raw, true);
+                }
+                r.handshaken = true;
+                r.decoder.set_max(epidemic_core::wire::DEFAULT_MAX_FRAME);
+                let ack = Ack::Accept {
+                    identity: crate::scenarios::raw_identity(),
+                    incarnation: 0,
+                };
+                encode_record(&ack.encode(), &mut r.outbox);
+                continue;
+            }
+            if record.is_empty() {
+                // Goodbye.
+                return self.close_raw(raw, false);
+            }
+            let (target, me) = (r.target, r.me);
+            let refused = self
+                .bus
+                .with_node(target, |n, now| n.handle_frame(now, me, &record).is_err())
+                .unwrap_or(true);
+            if refused {
+                return self.close_raw(raw, true);
+            }
+        }
+    }
+
+    fn raw_finish(&mut self, raw: usize) {
+        // The end of the stream: inside a record it is bad input; between
+        // records, a link that broke.
+        let partial = self.raws[raw].decoder.buffered() > 0;
+        self.close_raw(raw, partial);
+    }
+
+    fn raw_recv(&mut self, raw: usize, _limit: Duration) -> Recv {
+        let r = &mut self.raws[raw];
+        if !r.outbox.is_empty() {
+            Recv::Data(std::mem::take(&mut r.outbox))
+        } else if r.closed {
+            Recv::Closed
+        } else {
+            Recv::Nothing
+        }
+    }
+
+    fn bad_input(&mut self, ix: usize) -> Option<u64> {
+        self.refused.get(ix).copied()
+    }
+
+    fn stop(&mut self) {}
+}

@@ -1,0 +1,126 @@
+//! QUIC nodes ([`epidemic_quic`]) for [`NetCluster`].
+
+use crate::Recv;
+use crate::net::{Launcher, NetCluster, RawConn};
+use crate::tcp::test_driver_config;
+use epidemic_driver::Handle;
+use epidemic_driver::certs::ClusterCa;
+use epidemic_driver::tls::{SERVER_NAME, TlsConfig};
+use epidemic_quic::{QuicConfig, QuicNode};
+use quinn::crypto::rustls::QuicClientConfig;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// QUIC's liveness in the conformance runs: a crashed node is noticed
+/// after 1.5 s of silence rather than the default 10 s.
+pub const TEST_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Launches QUIC nodes with certificates from one CA.
+pub struct Quic {
+    ca: ClusterCa,
+}
+
+impl Quic {
+    /// Nodes of a fresh CA.
+    pub fn new() -> Self {
+        Quic {
+            ca: ClusterCa::generate().expect("a CA is generated"),
+        }
+    }
+
+    /// A cluster of QUIC nodes.
+    pub fn cluster() -> NetCluster<Quic> {
+        NetCluster::new(Self::new())
+    }
+
+    fn credentials(&self) -> TlsConfig {
+        self.ca
+            .issue(&["127.0.0.1"])
+            .and_then(|c| c.tls_config(&self.ca))
+            .expect("a node certificate is issued")
+    }
+}
+
+impl Default for Quic {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Launcher for Quic {
+    type Node = QuicNode;
+
+    fn launch(&mut self, listen: SocketAddr, data_dir: &Path, contacts: Vec<SocketAddr>) -> io::Result<QuicNode> {
+        let mut config = QuicConfig::new(listen, self.credentials());
+        config
+            .driver(test_driver_config())
+            .contacts(contacts)
+            .data_dir(data_dir)
+            .liveness(TEST_IDLE_TIMEOUT, Duration::from_millis(300));
+        QuicNode::start(config).map_err(io::Error::other)
+    }
+
+    fn handle(node: &QuicNode) -> &Handle {
+        node.handle()
+    }
+
+    fn raw_connect(&mut self, addr: SocketAddr) -> Box<dyn RawConn> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let tls = self.credentials().client_config().expect("client configuration");
+        let client = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).expect("TLS 1.3")));
+        let (endpoint, send, recv) = rt.block_on(async {
+            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("address")).expect("bind");
+            endpoint.set_default_client_config(client);
+            let conn = endpoint
+                .connect(addr, SERVER_NAME)
+                .expect("connect")
+                .await
+                .expect("QUIC handshake with the node");
+            let (send, recv) = conn.open_bi().await.expect("a stream");
+            (endpoint, send, recv)
+        });
+        Box::new(QuicRaw {
+            _endpoint: endpoint,
+            send,
+            recv,
+            rt,
+        })
+    }
+}
+
+struct QuicRaw {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    _endpoint: quinn::Endpoint,
+    // Dropped last: the streams and endpoint need it to close.
+    rt: tokio::runtime::Runtime,
+}
+
+impl RawConn for QuicRaw {
+    fn send(&mut self, bytes: &[u8]) {
+        let _ = self.rt.block_on(self.send.write_all(bytes));
+    }
+
+    fn finish(&mut self) {
+        let _ = self.send.finish();
+    }
+
+    fn recv(&mut self, limit: Duration) -> Recv {
+        let mut buf = [0u8; 4096];
+        let read = self
+            .rt
+            .block_on(async { tokio::time::timeout(limit, self.recv.read(&mut buf)).await });
+        match read {
+            Err(_) => Recv::Nothing,
+            Ok(Ok(Some(n))) => Recv::Data(buf[..n].to_vec()),
+            Ok(Ok(None)) | Ok(Err(_)) => Recv::Closed,
+        }
+    }
+}

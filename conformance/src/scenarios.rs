@@ -1,0 +1,371 @@
+//! The scenarios, each generic over [`Cluster`]. Every wait is bounded;
+//! nothing here measures time.
+
+use crate::{Cluster, Recv, payload};
+use bytes::Bytes;
+use epidemic_core::Identity;
+use epidemic_core::membership::hyparview;
+use epidemic_core::metadata::FullPrefix;
+use epidemic_core::wire::{DEFAULT_MAX_FRAME, Message, PROTOCOL_VERSION};
+use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, Hello, encode_record};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Longest wait for an overlay to form or heal, or a broadcast to spread.
+/// Generous: on loopback these take milliseconds (seconds where a crash is
+/// detected by QUIC's idle timeout); the bound only stops a broken run.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// Longest wait for the node to close a raw connection after bad input.
+pub const CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Whether the live `nodes` form one connected overlay in which each has a
+/// neighbour and none keeps a node outside the set as a neighbour.
+pub fn connected<C: Cluster>(c: &mut C, nodes: &[usize]) -> bool {
+    let set: BTreeSet<usize> = nodes.iter().copied().collect();
+    let mut edges = Vec::new();
+    for &n in nodes {
+        let nb = c.neighbors(n);
+        if nb.is_empty() || nb.iter().any(|p| !set.contains(p)) {
+            return false;
+        }
+        edges.extend(nb.into_iter().map(|p| (n, p)));
+    }
+    let mut seen = BTreeSet::from([nodes[0]]);
+    let mut todo = vec![nodes[0]];
+    while let Some(n) = todo.pop() {
+        for &(a, b) in &edges {
+            let other = if a == n {
+                b
+            } else if b == n {
+                a
+            } else {
+                continue;
+            };
+            if seen.insert(other) {
+                todo.push(other);
+            }
+        }
+    }
+    seen == set
+}
+
+/// Consecutive polls over which the views must not change for the overlay
+/// to count as settled: about a second on real networks (20 ms polls), half
+/// a second of virtual time on the bus (10 ms steps).
+pub const SETTLE_POLLS: u32 = 50;
+
+/// Waits until `nodes` form one connected overlay whose views have stopped
+/// changing.
+///
+/// Plumtree repairs its trees for later messages, not for a message in
+/// flight while a join or a repair rewires the overlay: a node whose eager
+/// parent is swapped mid-broadcast can miss that one broadcast (the metadata
+/// store's anti-entropy covers it there). The scenarios assert that every
+/// broadcast reaches every node, so they broadcast on a settled overlay.
+pub fn settle<C: Cluster>(c: &mut C, nodes: &[usize]) -> bool {
+    let mut last: Option<Vec<Vec<usize>>> = None;
+    let mut stable = 0;
+    c.wait_until(LIMIT, |c| {
+        let views: Vec<Vec<usize>> = nodes
+            .iter()
+            .map(|&n| {
+                let mut v = c.neighbors(n);
+                v.sort_unstable();
+                v
+            })
+            .collect();
+        if last.as_ref() == Some(&views) && connected(c, nodes) {
+            stable += 1;
+        } else {
+            stable = 0;
+            last = Some(views);
+        }
+        stable >= SETTLE_POLLS
+    })
+}
+
+/// Starts `n` nodes; each joins through an earlier one (node `i` through
+/// node `(i - 1) / 2`); waits for one settled overlay.
+pub fn form<C: Cluster>(c: &mut C, n: usize) -> Vec<usize> {
+    let nodes: Vec<usize> = (0..n).map(|_| c.add_node()).collect();
+    for i in 1..n {
+        c.join(nodes[i], nodes[(i - 1) / 2]);
+    }
+    assert!(settle(c, &nodes), "{n} nodes did not form one overlay");
+    nodes
+}
+
+/// Waits until every node in `nodes` delivered every broadcast in `ids`.
+pub fn all_delivered<C: Cluster>(c: &mut C, nodes: &[usize], ids: &[C::Id]) -> bool {
+    c.wait_until(LIMIT, |c| {
+        nodes.iter().all(|&n| ids.iter().all(|id| c.has_delivered(n, id)))
+    })
+}
+
+/// Nodes join and form one connected overlay.
+pub fn join<C: Cluster>(c: &mut C) {
+    let n = c.scale();
+    form(c, n);
+    c.stop();
+}
+
+/// Broadcasts from five different nodes reach every node, each once.
+pub fn broadcast<C: Cluster>(c: &mut C) {
+    let n = c.scale();
+    let nodes = form(c, n);
+    let ids: Vec<C::Id> = (0..5).map(|k| c.broadcast(nodes[k * n / 5], payload("b", k))).collect();
+    assert!(all_delivered(c, &nodes, &ids), "a broadcast did not reach every node");
+    assert_eq!(c.duplicates(), 0, "a node delivered a broadcast twice");
+    c.stop();
+}
+
+/// A node crashes; the survivors heal and keep delivering; it restarts on
+/// its address, rejoins, and delivers and is delivered to again.
+pub fn crash_and_rejoin<C: Cluster>(c: &mut C) {
+    let n = c.scale();
+    let nodes = form(c, n);
+    let victim = nodes[n / 2];
+    c.crash(victim);
+    let live: Vec<usize> = nodes.iter().copied().filter(|&i| i != victim).collect();
+    assert!(
+        settle(c, &live),
+        "the survivors did not heal into one overlay without the crashed node"
+    );
+    let during = c.broadcast(live[0], payload("during", 0));
+    assert!(
+        all_delivered(c, &live, &[during]),
+        "a broadcast did not reach every survivor"
+    );
+
+    c.restart(victim, live[0]);
+    assert!(settle(c, &nodes), "the restarted node did not rejoin the overlay");
+    let from_victim = c.broadcast(victim, payload("after", 0));
+    let to_victim = c.broadcast(*live.last().expect("survivors"), payload("after", 1));
+    assert!(
+        all_delivered(c, &nodes, &[from_victim, to_victim]),
+        "broadcasts after the restart did not reach every node"
+    );
+    assert_eq!(c.duplicates(), 0, "a node delivered a broadcast twice");
+    c.stop();
+}
+
+/// Waits until every node in `nodes` holds exactly `values` (sorted) as
+/// the live siblings of `key`.
+pub fn holds<C: Cluster>(c: &mut C, nodes: &[usize], prefix: &FullPrefix, key: &str, values: &[&str]) -> bool {
+    let want: Vec<Bytes> = values.iter().map(|v| Bytes::copy_from_slice(v.as_bytes())).collect();
+    c.wait_until(LIMIT, |c| {
+        nodes
+            .iter()
+            .all(|&n| c.siblings(n, prefix, key).as_deref() == Some(&want[..]))
+    })
+}
+
+/// Writes from several nodes reach every node; concurrent writes to one
+/// key leave the same siblings everywhere, and a write that saw them all
+/// resolves them everywhere.
+pub fn metadata_convergence<C: Cluster>(c: &mut C) {
+    let n = c.scale();
+    let nodes = form(c, n);
+    let prefix = FullPrefix::new("conformance", "converge");
+    // Distinct keys from five nodes.
+    for k in 0..5 {
+        assert!(c.put(nodes[k * n / 5], &prefix, &format!("key-{k}"), &format!("v{k}")));
+    }
+    for k in 0..5 {
+        assert!(
+            holds(c, &nodes, &prefix, &format!("key-{k}"), &[&format!("v{k}")]),
+            "key-{k} did not reach every node"
+        );
+    }
+    // One key written by three nodes: whether the writes were concurrent
+    // (siblings) or not, every node ends up with the same siblings.
+    let writers = [nodes[0], nodes[n / 2], nodes[n - 1]];
+    for (i, &w) in writers.iter().enumerate() {
+        assert!(c.put(w, &prefix, "shared", &format!("from-{i}")));
+    }
+    let converged = c.wait_until(LIMIT, |c| {
+        let first = c.siblings(nodes[0], &prefix, "shared");
+        first.is_some() && nodes.iter().all(|&x| c.siblings(x, &prefix, "shared") == first)
+    });
+    assert!(converged, "the shared key's siblings did not converge");
+    // A write at a node that has seen every sibling overwrites them all.
+    assert!(c.put(nodes[1], &prefix, "shared", "resolved"));
+    assert!(
+        holds(c, &nodes, &prefix, "shared", &["resolved"]),
+        "the resolving write did not reach every node"
+    );
+    c.stop();
+}
+
+/// A node restarted from its disk has everything it had at once, and
+/// anti-entropy brings it what was written while it was down.
+pub fn anti_entropy_after_restart<C: Cluster>(c: &mut C) {
+    let n = c.scale();
+    let nodes = form(c, n);
+    let prefix = FullPrefix::new("conformance", "repair");
+    let victim = nodes[n / 2];
+    for k in 0..3 {
+        assert!(c.put(nodes[k], &prefix, &format!("before-{k}"), "old"));
+        assert!(holds(c, &nodes, &prefix, &format!("before-{k}"), &["old"]));
+    }
+    c.crash(victim);
+    let live: Vec<usize> = nodes.iter().copied().filter(|&i| i != victim).collect();
+    for k in 0..3 {
+        assert!(c.put(live[k], &prefix, &format!("during-{k}"), "new"));
+        assert!(holds(c, &live, &prefix, &format!("during-{k}"), &["new"]));
+    }
+    c.restart_from_disk(victim, live[0]);
+    for k in 0..3 {
+        assert_eq!(
+            c.siblings(victim, &prefix, &format!("before-{k}")),
+            Some(vec![Bytes::from_static(b"old")]),
+            "before-{k} was not restored from disk"
+        );
+    }
+    for k in 0..3 {
+        assert!(
+            holds(c, &[victim], &prefix, &format!("during-{k}"), &["new"]),
+            "anti-entropy did not bring during-{k} to the restarted node"
+        );
+    }
+    c.stop();
+}
+
+/// The kinds of bad input a raw connection sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadInput {
+    /// Bytes that are no handshake at all.
+    Garbage,
+    /// After a valid handshake, a length prefix of 4 GiB − 1.
+    HugePrefix,
+    /// After a valid handshake, a frame of another protocol version.
+    WrongVersion,
+    /// After a valid handshake, a record announcing 100 bytes, 50 sent, then
+    /// the end of the stream.
+    CutRecord,
+    /// After a valid handshake, a whole record holding the first half of a
+    /// valid frame.
+    CutFrame,
+}
+
+/// The identity a raw connection claims: nothing listens there.
+pub fn raw_identity() -> std::net::SocketAddr {
+    "127.0.0.1:1".parse().expect("valid address")
+}
+
+/// Says hello on a raw connection and waits for the node's acceptance.
+pub fn handshake<C: Cluster>(c: &mut C, raw: usize) {
+    let mut hello = Vec::new();
+    encode_record(&Hello::new(raw_identity(), 1).encode(), &mut hello);
+    c.raw_send(raw, &hello);
+    let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
+    loop {
+        match decoder.next_record() {
+            Ok(Some(record)) => {
+                assert!(
+                    matches!(Ack::decode(&record), Ok(Ack::Accept { .. })),
+                    "the node did not accept a valid hello"
+                );
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => panic!("bad handshake answer: {e}"),
+        }
+        match c.raw_recv(raw, CLOSE_LIMIT) {
+            Recv::Data(bytes) => decoder.extend(&bytes),
+            other => panic!("no answer to a valid hello: {other:?}"),
+        }
+    }
+}
+
+/// The first half of a valid frame naming `id` a few times.
+pub fn cut_frame<I: Identity>(id: I) -> Vec<u8> {
+    let message: Message<I> = Message::HyParView(hyparview::Message::ShuffleReply { nodes: vec![id; 4] });
+    let mut frame = Vec::new();
+    message
+        .encode_into(DEFAULT_MAX_FRAME, &mut frame)
+        .expect("a small frame encodes");
+    frame.truncate(frame.len() / 2);
+    frame
+}
+
+/// Waits until the node closes the raw connection, ignoring what it sends.
+pub fn closed_by_node<C: Cluster>(c: &mut C, raw: usize) -> bool {
+    let deadline = std::time::Instant::now() + CLOSE_LIMIT;
+    loop {
+        match c.raw_recv(raw, Duration::from_millis(200)) {
+            Recv::Closed => return true,
+            Recv::Data(_) => {}
+            Recv::Nothing if std::time::Instant::now() >= deadline => return false,
+            Recv::Nothing => {}
+        }
+    }
+}
+
+/// Bad input on one raw connection closes that connection and nothing
+/// else: the node keeps its neighbours and keeps delivering both ways.
+pub fn bad_input<C: Cluster>(c: &mut C, kind: BadInput) {
+    let nodes = form(c, 5);
+    let target = nodes[2];
+    let before: BTreeSet<usize> = c.neighbors(target).into_iter().collect();
+    let refused_before = c.bad_input(target);
+
+    let raw = c.raw_open(target);
+    match kind {
+        BadInput::Garbage => {
+            // A 12-byte record that is not a hello, then noise.
+            c.raw_send(raw, b"\x00\x00\x00\x0cGARBAGE!!!!!\xde\xad\xbe\xef");
+        }
+        BadInput::HugePrefix => {
+            handshake(c, raw);
+            c.raw_send(raw, &[0xff, 0xff, 0xff, 0xff]);
+        }
+        BadInput::WrongVersion => {
+            handshake(c, raw);
+            let mut record = Vec::new();
+            encode_record(&[PROTOCOL_VERSION.wrapping_add(1), 3, 0, 0, 0], &mut record);
+            c.raw_send(raw, &record);
+        }
+        BadInput::CutRecord => {
+            handshake(c, raw);
+            let mut bytes = 100u32.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&[0x42; 50]);
+            c.raw_send(raw, &bytes);
+            c.raw_finish(raw);
+        }
+        BadInput::CutFrame => {
+            handshake(c, raw);
+            let mut record = Vec::new();
+            encode_record(&cut_frame(c.fake_identity()), &mut record);
+            c.raw_send(raw, &record);
+        }
+    }
+    assert!(
+        closed_by_node(c, raw),
+        "{kind:?}: the node did not close the connection"
+    );
+    if let Some(a) = refused_before {
+        // The connection closes before the loop hears why; wait for it.
+        assert!(
+            c.wait_until(CLOSE_LIMIT, |c| c.bad_input(target).is_some_and(|b| b > a)),
+            "{kind:?}: the refusal was not counted"
+        );
+    }
+
+    // Nothing else changed: no neighbour lost (HyParView may still add one
+    // on a repair tick, when a view is below capacity), and deliveries both
+    // ways.
+    let after: BTreeSet<usize> = c.neighbors(target).into_iter().collect();
+    assert!(
+        before.is_subset(&after),
+        "{kind:?}: the node lost neighbours: {before:?} -> {after:?}"
+    );
+    let from_target = c.broadcast(target, payload("from-target", 0));
+    let to_target = c.broadcast(nodes[0], payload("to-target", 0));
+    assert!(
+        all_delivered(c, &nodes, &[from_target, to_target]),
+        "{kind:?}: the node stopped delivering"
+    );
+    c.stop();
+}

@@ -1,0 +1,150 @@
+//! TCP nodes ([`epidemic_tcp`]) for [`NetCluster`], with mutual TLS or in
+//! plaintext.
+
+use crate::Recv;
+use crate::net::{Launcher, NetCluster, RawConn};
+use epidemic_driver::certs::ClusterCa;
+use epidemic_driver::tls::{SERVER_NAME, TlsConfig};
+use epidemic_driver::{DriverConfig, Handle};
+use epidemic_tcp::{TcpConfig, TcpNode};
+use rustls::pki_types::ServerName;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The driver settings every real-network conformance node uses: the
+/// defaults, with a short linger so that stopping a cluster is quick, and a
+/// metadata anti-entropy exchange every second instead of every ten.
+pub fn test_driver_config() -> DriverConfig {
+    let mut config = DriverConfig::default();
+    config.linger(Duration::from_millis(500));
+    let mut node = epidemic_core::node::Config::default();
+    node.metadata.exchange_interval = epidemic_core::Duration::from_secs(1);
+    config.node(node);
+    config
+}
+
+/// Launches TCP nodes; with a cluster CA, every node gets a certificate
+/// from it.
+pub struct Tcp {
+    ca: Option<ClusterCa>,
+}
+
+impl Tcp {
+    /// Nodes with mutual TLS against a fresh CA.
+    pub fn tls() -> Self {
+        Tcp {
+            ca: Some(ClusterCa::generate().expect("a CA is generated")),
+        }
+    }
+
+    /// Nodes in plaintext.
+    pub fn plaintext() -> Self {
+        Tcp { ca: None }
+    }
+
+    /// A cluster of TLS nodes.
+    pub fn tls_cluster() -> NetCluster<Tcp> {
+        NetCluster::new(Self::tls())
+    }
+
+    /// A cluster of plaintext nodes.
+    pub fn plaintext_cluster() -> NetCluster<Tcp> {
+        NetCluster::new(Self::plaintext())
+    }
+}
+
+fn credentials(ca: &ClusterCa) -> TlsConfig {
+    ca.issue(&["127.0.0.1"])
+        .and_then(|c| c.tls_config(ca))
+        .expect("a node certificate is issued")
+}
+
+impl Launcher for Tcp {
+    type Node = TcpNode;
+
+    fn launch(&mut self, listen: SocketAddr, data_dir: &Path, contacts: Vec<SocketAddr>) -> io::Result<TcpNode> {
+        let mut config = match &self.ca {
+            Some(ca) => TcpConfig::tls(listen, credentials(ca)),
+            None => TcpConfig::insecure_plaintext(listen),
+        };
+        config
+            .driver(test_driver_config())
+            .contacts(contacts)
+            .data_dir(data_dir);
+        TcpNode::start(config).map_err(io::Error::other)
+    }
+
+    fn handle(node: &TcpNode) -> &Handle {
+        node.handle()
+    }
+
+    fn raw_connect(&mut self, addr: SocketAddr) -> Box<dyn RawConn> {
+        let sock = TcpStream::connect(addr).expect("the node accepts connections");
+        match &self.ca {
+            None => Box::new(PlainRaw(sock)),
+            Some(ca) => {
+                let config = credentials(ca).client_config().expect("client configuration");
+                let name = ServerName::try_from(SERVER_NAME).expect("valid name");
+                let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client connection");
+                let mut tls = rustls::StreamOwned::new(conn, sock);
+                while tls.conn.is_handshaking() {
+                    tls.conn
+                        .complete_io(&mut tls.sock)
+                        .expect("TLS handshake with the node");
+                }
+                Box::new(TlsRaw(tls))
+            }
+        }
+    }
+}
+
+fn recv_from(r: &mut dyn Read, sock: &TcpStream, limit: Duration) -> Recv {
+    let _ = sock.set_read_timeout(Some(limit.max(Duration::from_millis(1))));
+    let mut buf = [0u8; 4096];
+    match r.read(&mut buf) {
+        Ok(0) => Recv::Closed,
+        Ok(n) => Recv::Data(buf[..n].to_vec()),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Recv::Nothing,
+        Err(_) => Recv::Closed,
+    }
+}
+
+struct PlainRaw(TcpStream);
+
+impl RawConn for PlainRaw {
+    fn send(&mut self, bytes: &[u8]) {
+        // The node may have closed already; that is for `recv` to report.
+        let _ = self.0.write_all(bytes);
+    }
+
+    fn finish(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Write);
+    }
+
+    fn recv(&mut self, limit: Duration) -> Recv {
+        let sock = self.0.try_clone().expect("clone a socket");
+        recv_from(&mut self.0, &sock, limit)
+    }
+}
+
+struct TlsRaw(rustls::StreamOwned<rustls::ClientConnection, TcpStream>);
+
+impl RawConn for TlsRaw {
+    fn send(&mut self, bytes: &[u8]) {
+        let _ = self.0.write_all(bytes).and_then(|()| self.0.flush());
+    }
+
+    fn finish(&mut self) {
+        self.0.conn.send_close_notify();
+        let _ = self.0.flush();
+        let _ = self.0.sock.shutdown(Shutdown::Write);
+    }
+
+    fn recv(&mut self, limit: Duration) -> Recv {
+        let sock = self.0.sock.try_clone().expect("clone a socket");
+        recv_from(&mut self.0, &sock, limit)
+    }
+}
