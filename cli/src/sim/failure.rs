@@ -1,0 +1,198 @@
+//! `epidemic sim failure`: a massive failure at one instant.
+//!
+//! For each failure level, a fresh copy of the same overlay (same seed)
+//! warms up with `warmup` cycles from one origin, then that share of the
+//! other nodes crashes at one instant and the cycles go on: the failure's
+//! own cycle broadcasts right after the crash (before any link has reported
+//! it), then the membership step repairs the views, and so on. The levels'
+//! failed sets are nested (the first k of one seeded permutation), so a
+//! higher level fails a superset of a lower one.
+//!
+//! **Healing rounds** are the cycles after the failure's own until a
+//! broadcast reaches every live node: 0 when the first broadcast after the
+//! failure already does, 1 when the next cycle's does.
+
+use super::cluster::Cluster;
+use super::output::{Table, pct, ratio};
+use super::report::{Report, Row, Summary, Tally};
+use super::{Common, Percentages, Progress, parallel, take_pct, thousands};
+use clap::Args;
+use epidemic_mem::Id;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde_json::json;
+
+const LEVELS: &str = "10,20,30,40,50,60,70,80,90,95";
+/// Cycles before the failure: the tree forms in the first and settles in
+/// the next.
+const WARMUP: u32 = 3;
+/// Cycles from the failure on: the paper heals within 4.
+const ROUNDS: u32 = 5;
+
+/// Options of `epidemic sim failure`.
+#[derive(Debug, Clone, Args)]
+pub struct FailureArgs {
+    /// Shares of the nodes that fail at once, in percent, comma-separated.
+    #[arg(long, default_value = LEVELS, )]
+    pub levels: Percentages,
+    /// Cycles before the failure, for the tree to form and settle.
+    #[arg(long, default_value_t = WARMUP)]
+    pub warmup: u32,
+    /// Cycles simulated from the failure on, at most, waiting for a
+    /// broadcast to reach every live node again.
+    #[arg(long, default_value_t = ROUNDS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+}
+
+impl FailureArgs {
+    pub(crate) fn work(&self) -> u64 {
+        self.levels.0.len() as u64 * u64::from(self.warmup + self.rounds + 1)
+    }
+}
+
+/// The Plumtree paper's figures (PAPERS.md), by failure level: reliability of
+/// the next broadcast, and healing rounds.
+fn paper(level: f64) -> (&'static str, &'static str) {
+    match level {
+        l if l <= 30.0 => ("≈100%", "1"),
+        l if l <= 40.0 => ("≈99%", "1"),
+        l if l <= 50.0 => ("≈95%", "1"),
+        l if l <= 60.0 => ("≈56–84%", "1"),
+        l if l <= 70.0 => ("≈15%", "1"),
+        _ => ("≈0%", "1–4"),
+    }
+}
+
+struct Outcome {
+    first: Tally,
+    rounds: Vec<f64>,
+    healing: Option<u32>,
+}
+
+/// Runs the scenario.
+pub fn run(common: &Common, args: &FailureArgs, progress: &Progress) -> anyhow::Result<Report> {
+    let n = common.nodes as usize;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(common.seed ^ 0xFA11);
+    let origin = rng.random_range(0..n) as Id;
+    let mut order: Vec<Id> = (0..n as Id).filter(|&i| i != origin).collect();
+    order.shuffle(&mut rng);
+
+    let outcomes = parallel(args.levels.0.len(), common.jobs(), |job| {
+        let level = args.levels.0[job];
+        progress.message("building overlays");
+        let mut cluster = Cluster::new(common.cluster(common.plumtree(Some(3), 1)));
+        progress.inc(1);
+        progress.message("broadcasting");
+        for _ in 0..args.warmup {
+            cluster.broadcast(origin);
+            cluster.membership_step();
+            progress.inc(1);
+        }
+        cluster.crash(take_pct(&order, level, n));
+        let mut first = Tally::default();
+        let mut rounds = Vec::new();
+        let mut healing = None;
+        for round in 0..args.rounds {
+            let shot = cluster.broadcast(origin);
+            if round == 0 {
+                first.add(&shot);
+                first.add_loads(&shot, |i| cluster.is_alive(i as Id));
+            }
+            rounds.push(shot.reliability());
+            progress.inc(1);
+            if shot.delivered >= shot.alive {
+                healing = Some(round);
+                progress.inc(u64::from(args.rounds - round - 1));
+                break;
+            }
+            cluster.membership_step();
+        }
+        Outcome { first, rounds, healing }
+    });
+
+    let mut rows = Vec::new();
+    let mut all = Tally::default();
+    for (level, o) in args.levels.0.iter().zip(&outcomes) {
+        let mut row = Row::new(format!("{level}%"), o.first.measure());
+        row.failed_pct = Some(*level);
+        row.healing_rounds = o.healing;
+        row.round_reliability = o.rounds.clone();
+        rows.push(row);
+        all.merge(&o.first);
+    }
+    let mut params = common.params();
+    params.insert("levels_pct".into(), json!(args.levels.0));
+    params.insert("warmup".into(), json!(args.warmup));
+    params.insert("rounds".into(), json!(args.rounds));
+    params.insert("origin".into(), json!(origin));
+    params.insert("optimization_threshold".into(), json!(3));
+    let mut report = Report {
+        scenario: "failure".into(),
+        params,
+        summary: Summary {
+            of: "the first broadcast after the failure, averaged over the levels".into(),
+            measure: all.measure(),
+            wall_ms: 0,
+        },
+        rows,
+        cycles: Vec::new(),
+        loads: Vec::new(),
+        table: String::new(),
+    };
+    report.table = table(common, args, &report);
+    Ok(report)
+}
+
+fn table(common: &Common, args: &FailureArgs, report: &Report) -> String {
+    let mut t = Table::new([
+        "failed",
+        "reliability",
+        "paper",
+        "healing rounds",
+        "paper",
+        "RMR",
+        "LDH",
+        "payload",
+        "control",
+        "reliability by round",
+    ]);
+    for r in &report.rows {
+        let m = &r.measure;
+        let (paper_rel, paper_heal) = paper(r.failed_pct.unwrap_or(0.0));
+        t.row([
+            r.label.clone(),
+            pct(m.reliability),
+            paper_rel.into(),
+            r.healing_rounds
+                .map_or_else(|| format!("> {}", args.rounds - 1), |h| h.to_string()),
+            paper_heal.into(),
+            ratio(m.rmr),
+            m.max_ldh.to_string(),
+            thousands(m.payload_msgs),
+            thousands(m.control_msgs),
+            r.round_reliability
+                .iter()
+                .map(|x| format!("{x:.1}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
+    format!(
+        "epidemic sim failure: {} nodes, seed {}; HyParView active {} / passive {}; latency {} ms; \
+         links report a failure after {} ms; {} warm-up cycles, then the failure at one instant\n\n{}\n\
+         Reliability: of the first broadcast, sent right after the failure. Healing rounds: cycles after \
+         the failure's own until a broadcast reaches every live node (0: the first one did). A cycle is \
+         one broadcast run to quiescence, then one shuffle interval ({} ms) of membership repair. \
+         \"paper\": the Plumtree paper (SRDS 2007) at 10,000 nodes, read off its figures.\n",
+        thousands(common.nodes as f64),
+        common.seed,
+        common.active,
+        common.passive,
+        common.latency,
+        common.detection_ms,
+        args.warmup,
+        t.render(),
+        common.shuffle_ms,
+    )
+}
