@@ -173,7 +173,13 @@ fn table(common: &Common, args: &FailureArgs, report: &Report) -> String {
             thousands(m.control_msgs),
             r.round_reliability
                 .iter()
-                .map(|x| format!("{x:.1}"))
+                .map(|&x| {
+                    if x >= 100.0 {
+                        "100".to_string()
+                    } else {
+                        format!("{x:.2}")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(" "),
         ]);

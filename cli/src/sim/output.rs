@@ -64,9 +64,15 @@ impl Table {
     }
 }
 
-/// A percentage with two decimals.
+/// A percentage with two decimals, or three when two would round a
+/// shortfall up to 100.
 pub(crate) fn pct(x: f64) -> String {
-    format!("{x:.2}%")
+    let two = format!("{x:.2}");
+    if x < 100.0 && two == "100.00" {
+        format!("{x:.3}%")
+    } else {
+        format!("{two}%")
+    }
 }
 
 /// A ratio (RMR) with three decimals.
@@ -182,6 +188,13 @@ mod tests {
             t.render(),
             "name       value\n---------  -----\na              1\nlong name  1,000\n"
         );
+    }
+
+    #[test]
+    fn percentages_never_round_up_to_full() {
+        assert_eq!(pct(100.0), "100.00%");
+        assert_eq!(pct(99.997), "99.997%");
+        assert_eq!(pct(99.5), "99.50%");
     }
 
     #[test]

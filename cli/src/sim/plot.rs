@@ -193,10 +193,15 @@ fn draw_lines(
         .y_label_area_size(60)
         .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
         .map_err(err)?;
+    let whole = |v: &f64| format!("{v:.0}");
+    let fine = |v: &f64| format!("{v}");
+    let y_whole = ys.1 - ys.0 > 5.0;
     chart
         .configure_mesh()
         .x_desc(x)
         .y_desc(y)
+        .x_label_formatter(&whole)
+        .y_label_formatter(if y_whole { &whole } else { &fine })
         .label_style((FONT, 13))
         .draw()
         .map_err(err)?;
@@ -258,8 +263,9 @@ fn rmr_ldh(series: &[(String, Vec<&Row>)], what: &str) -> anyhow::Result<String>
     Ok(svg)
 }
 
-/// Share of node-broadcast pairs by payload frames sent, on a log scale;
-/// loads from `CAP` up share the last point.
+/// Share of node-broadcast pairs by payload frames sent, on a log scale:
+/// one stem per series and load, side by side; loads from `CAP` up share
+/// the last stem.
 fn loads(dists: &[LoadDistribution]) -> anyhow::Result<String> {
     const CAP: u32 = 12;
     let series: Vec<Series> = dists
@@ -290,24 +296,33 @@ fn loads(dists: &[LoadDistribution]) -> anyhow::Result<String> {
             .y_label_area_size(60)
             .build_cartesian_2d(-0.5f64..f64::from(CAP) + 0.5, (0.001f64..100.0).log_scale())
             .map_err(err)?;
+        let whole = |v: &f64| format!("{v:.0}");
         chart
             .configure_mesh()
             .x_desc(format!(
                 "payload frames a node sent for one broadcast ({CAP} = {CAP} or more)"
             ))
             .y_desc("share of nodes (%)")
+            .x_labels(CAP as usize + 1)
+            .x_label_formatter(&whole)
             .label_style((FONT, 13))
             .draw()
             .map_err(err)?;
+        let width = 0.8 / series.len().max(1) as f64;
         for (i, s) in series.iter().enumerate() {
             let c = color(i);
+            let dx = (i as f64 - (series.len() as f64 - 1.0) / 2.0) * width;
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&(x, y)| PathElement::new(vec![(x + dx, 0.001), (x + dx, y)], c.stroke_width(3))),
+                )
                 .map_err(err)?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
             chart
-                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .draw_series(s.points.iter().map(|&(x, y)| Circle::new((x + dx, y), 3, c.filled())))
                 .map_err(err)?;
         }
         chart
