@@ -4,12 +4,20 @@
 //! Small clusters (a few hundred nodes) keep the whole file to seconds in the
 //! workspace's test profile. Nothing here asserts a wall-clock time.
 
-use epidemic_cli::sim::{self, Progress, Report, SimArgs};
+use epidemic_cli::sim::{self, MetadataReport, Progress, Report, ScenarioReport, SimArgs};
 use std::process::Command;
 
-fn run(args: &[&str]) -> Report {
+fn run_any(args: &[&str]) -> ScenarioReport {
     let args = SimArgs::parse_from(args.iter().copied().chain(["--quiet", "--jobs", "2"])).expect("valid arguments");
     sim::run(&args, &Progress::hidden()).expect("the scenario runs")
+}
+
+fn run(args: &[&str]) -> Report {
+    run_any(args).into_broadcast().expect("a broadcast scenario")
+}
+
+fn run_metadata(args: &[&str]) -> MetadataReport {
+    run_any(args).into_metadata().expect("the metadata scenario")
 }
 
 fn row<'a>(report: &'a Report, label: &str) -> &'a sim::Row {
@@ -176,7 +184,38 @@ fn massive_failure_heals_as_fast_as_the_paper() {
             row.healing_rounds
         );
         assert_eq!(row.round_reliability.last(), Some(&100.0));
+        assert_eq!(row.cut_off, Some(0), "{}: nobody is cut off", row.label);
     }
+}
+
+#[test]
+fn after_a_near_total_failure_every_survivor_that_knows_the_overlay_is_reached_within_the_papers_rounds() {
+    let r = run(&[
+        "failure", "--nodes", "2000", "--levels", "90,95", "--warmup", "3", "--rounds", "4",
+    ]);
+    for row in &r.rows {
+        // The paper: 1–4 rounds to heal at 80% and more.
+        assert!(
+            row.healing_rounds.is_some_and(|h| h <= 4),
+            "{}: {:?}",
+            row.label,
+            row.healing_rounds
+        );
+        // Healing reached everybody but the cut-off survivors, no fewer.
+        let survivors = 2000.0 * (1.0 - row.failed_pct.unwrap() / 100.0);
+        let cut_off = row.cut_off.expect("reported") as f64;
+        let last = row.round_reliability.last().copied().unwrap();
+        assert!(
+            last >= 100.0 * (survivors - cut_off) / survivors - 0.1,
+            "{}: {last}% with {cut_off} cut off",
+            row.label
+        );
+    }
+    // With 100 survivors of 2,000, some know only failed nodes: the count
+    // is real, and reliability counts them.
+    let worst = &r.rows[1];
+    assert!(worst.cut_off.unwrap() > 0);
+    assert!(*worst.round_reliability.last().unwrap() < 100.0);
 }
 
 #[test]
@@ -214,6 +253,54 @@ fn compare_sets_the_strategies_side_by_side() {
     let plum50 = row(&r, "plumtree, optimised (3)").after_failure[1].measure.reliability;
     assert!(tree50 < flood50, "tree {tree50} vs flooding {flood50}");
     assert!(plum50 >= tree50, "plumtree {plum50} vs tree {tree50}");
+}
+
+/// Small enough for a second or so in the test profile: 20 nodes, two
+/// partitions of 60 writes.
+const SMALL_METADATA: [&str; 7] = ["metadata", "--nodes", "20", "--partitions", "2", "--writes", "60"];
+
+#[test]
+fn metadata_converges_with_anti_entropy_and_not_without() {
+    let r = run_metadata(&SMALL_METADATA);
+    assert_eq!(r.scenario, "metadata");
+    assert_eq!(r.params["nodes"], 20);
+    assert_eq!(r.params["anti_entropy"], "both");
+    let labels: Vec<&str> = r.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["anti-entropy on", "anti-entropy off"]);
+    let (on, off) = (&r.rows[0], &r.rows[1]);
+    assert!(on.anti_entropy && on.converged, "{on:?}");
+    assert!(on.convergence_ms.is_some(), "{on:?}");
+    assert!(on.exchanges > 0 && on.bytes > 0 && on.repaired > 0, "{on:?}");
+    assert_eq!(on.divergent_nodes, 0);
+    assert!(on.sibling_keys > 0, "keys written on both sides keep both writes");
+    assert!(!off.anti_entropy && !off.converged, "{off:?}");
+    assert_eq!((off.convergence_ms, off.exchanges, off.bytes), (None, 0, 0));
+    assert!(off.divergent_nodes > 0, "{off:?}");
+    assert_eq!(on.keys, off.keys, "the same writes in both runs");
+    assert!(off.broadcast_bytes > 0);
+    assert_eq!(r.summary.of, "anti-entropy on");
+    assert_eq!(&r.summary.row, on, "the headline is the run with anti-entropy");
+    assert!(r.table.contains("> 300,000 ms"), "{}", r.table);
+
+    let only_off = run_metadata(&[&SMALL_METADATA[..], &["--anti-entropy", "off"]].concat());
+    assert_eq!(
+        only_off.rows,
+        std::slice::from_ref(off),
+        "each run is independent of the other"
+    );
+    assert_eq!(only_off.summary.of, "anti-entropy off");
+}
+
+#[test]
+fn metadata_same_seed_same_report() {
+    let args = ["metadata", "--nodes", "20", "--partitions", "1", "--writes", "60"];
+    let a = run_metadata(&args);
+    let b = run_metadata(&args);
+    assert_eq!(a.deterministic_json(), b.deterministic_json());
+    assert_eq!(a.table, b.table);
+    assert_eq!(a.params["seed"], 1);
+    let c = run_metadata(&[&args[..], &["--seed", "2"]].concat());
+    assert_ne!(a.deterministic_json(), c.deterministic_json());
 }
 
 fn epidemic(args: &[&str]) -> std::process::Output {
@@ -284,6 +371,60 @@ fn binary_prints_one_json_object_and_writes_csv_and_svg() {
 }
 
 #[test]
+fn binary_runs_metadata_at_50_nodes_by_default_and_prints_json() {
+    let dir = std::env::temp_dir().join(format!("epidemic-sim-metadata-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = epidemic(&[
+        "sim",
+        "metadata",
+        "--partitions",
+        "1",
+        "--writes",
+        "20",
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(v["scenario"], "metadata");
+    assert_eq!(v["params"]["nodes"], 50, "metadata's own default, not 10,000");
+    assert_eq!(v["params"]["seed"], 1);
+    assert_eq!(v["summary"]["of"], "anti-entropy on");
+    assert_eq!(v["summary"]["converged"], true);
+    for field in ["convergence_ms", "exchanges", "bytes", "wall_ms"] {
+        assert!(v["summary"][field].is_number(), "summary.{field}");
+    }
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(2));
+    assert!(v["rows"][1]["convergence_ms"].is_null());
+    let csv = std::fs::read_to_string(dir.join("rows.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and a row per run");
+    assert!(csv.starts_with("label,anti_entropy,converged,convergence_ms,exchanges,bytes"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["rows"], v["rows"]);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = epidemic(&[
+        "sim",
+        "metadata",
+        "--nodes",
+        "20",
+        "--partitions",
+        "1",
+        "--writes",
+        "20",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("20 nodes") && text.contains("divergent nodes") && text.contains("wall time"),
+        "{text}"
+    );
+}
+
+#[test]
 fn binary_reports_bad_input_with_a_clear_message() {
     let out = epidemic(&[
         "sim",
@@ -301,4 +442,15 @@ fn binary_reports_bad_input_with_a_clear_message() {
     let out = epidemic(&["sim", "--latency", "9..1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+    let out = epidemic(&["sim", "metadata", "--nodes", "5000"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("full mesh of 5,000 nodes") && err.contains("--hyparview"),
+        "{err}"
+    );
+    let out = epidemic(&["sim", "metadata", "--latency", "1..10"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--latency does not apply to `metadata`"), "{err}");
 }

@@ -98,6 +98,43 @@ impl Cluster {
             .collect()
     }
 
+    /// Live nodes that know a way to `origin`: those from which a chain of
+    /// live peers, each in the previous one's active or passive view, leads
+    /// to `origin`. HyParView only ever connects a node to peers it knows,
+    /// so a survivor outside this set (its views hold only failed nodes, or
+    /// only other such survivors) comes back only if a live node that still
+    /// lists it happens to promote it, or through a fresh join.
+    pub(crate) fn reachable_from(&self, origin: Id) -> usize {
+        let n = self.spec.nodes;
+        let mut adjacent: Vec<Vec<Id>> = vec![Vec::new(); n];
+        for id in self.bus.alive() {
+            let node = self.bus.node(id).expect("alive");
+            for peer in node.active_view().into_iter().chain(node.passive_view()) {
+                if peer != id && self.bus.is_alive(peer) {
+                    // Reversed: `id` knows `peer`, so `id` can reach it.
+                    adjacent[peer as usize].push(id);
+                }
+            }
+        }
+        if !self.bus.is_alive(origin) {
+            return 0;
+        }
+        let mut seen = vec![false; n];
+        seen[origin as usize] = true;
+        let mut todo = vec![origin];
+        let mut count = 0;
+        while let Some(id) = todo.pop() {
+            count += 1;
+            for &peer in &adjacent[id as usize] {
+                if !seen[peer as usize] {
+                    seen[peer as usize] = true;
+                    todo.push(peer);
+                }
+            }
+        }
+        count
+    }
+
     /// Crashes every node in `ids` at this instant.
     pub(crate) fn crash(&mut self, ids: &[Id]) {
         for &id in ids {

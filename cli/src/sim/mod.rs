@@ -1,9 +1,11 @@
 //! `epidemic sim`: epidemic broadcast on a simulated cluster, measured the
-//! way the Plumtree paper measures it and set beside the published figures.
+//! way the Plumtree paper measures it and set beside the published figures;
+//! and the replicated metadata store through partitions.
 //!
 //! Every scenario runs real [`Node`](epidemic_core::node::Node)s (HyParView
-//! under Plumtree) on the deterministic [`Bus`](epidemic_mem::Bus) of
-//! `epidemic-mem`, on virtual time, from one seed.
+//! under Plumtree; for `metadata`, a full mesh unless `--hyparview`) on the
+//! deterministic [`Bus`](epidemic_mem::Bus) of `epidemic-mem`, on virtual
+//! time, from one seed.
 //!
 //! # Cycles
 //!
@@ -24,11 +26,16 @@
 //! - [`churn`]: a few nodes fail in every cycle.
 //! - [`compare`]: the strategies of the RICON 2014 talk side by side on one
 //!   overlay, before and after failures.
+//! - [`metadata`]: the replicated metadata store through partitions, with
+//!   and without anti-entropy: whether every node converges after the last
+//!   heal, how fast, and what anti-entropy costs. Not measured in cycles;
+//!   50 nodes unless `--nodes` says otherwise.
 
 pub mod churn;
 mod cluster;
 pub mod compare;
 pub mod failure;
+pub mod metadata;
 mod output;
 mod plot;
 mod progress;
@@ -36,6 +43,7 @@ mod report;
 pub mod stable;
 mod strategies;
 
+pub use metadata::{MetadataReport, MetadataRow, MetadataSummary};
 pub use output::write_out_dir;
 pub use progress::Progress;
 pub use report::{LoadDistribution, Measure, Report, Row, Summary};
@@ -45,9 +53,10 @@ use cluster::ClusterSpec;
 use epidemic_core::Duration;
 use epidemic_core::broadcast::{self, TreeMode};
 use epidemic_mem::Latency;
+use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,6 +91,10 @@ pub enum Scenario {
     /// One-to-all, a fixed spanning tree, flooding, gossip, logarithmic
     /// broadcast and Plumtree side by side, before and after failures.
     Compare(compare::CompareArgs),
+    /// The replicated metadata store through partitions with writes on both
+    /// sides: convergence after the last heal with and without
+    /// anti-entropy, and its cost (50 nodes unless `--nodes` is given).
+    Metadata(metadata::MetadataArgs),
 }
 
 /// How results are printed on stdout.
@@ -145,8 +158,19 @@ impl std::fmt::Display for LatencyMs {
 /// scenario's name.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Nodes in the simulated cluster.
-    #[arg(long, global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(3..=10_000_000))]
+    /// Nodes in the simulated cluster [default: 10,000; `metadata`: 50].
+    #[arg(
+        id = "nodes",
+        long = "nodes",
+        value_name = "NODES",
+        global = true,
+        value_parser = clap::value_parser!(u64).range(3..=10_000_000)
+    )]
+    pub requested_nodes: Option<u64>,
+    /// The nodes in effect: `--nodes`, or else the scenario's default
+    /// ([`SimArgs::nodes`]). [`run`] sets it before the scenario runs; until
+    /// then it holds the broadcast scenarios' default.
+    #[arg(skip = NODES)]
     pub nodes: u64,
     /// Seeds everything random: the same seed gives the same run, bit for
     /// bit (all but the wall time).
@@ -174,7 +198,12 @@ pub struct Common {
     #[arg(long, global = true, default_value = "5", value_name = "MS|MIN..MAX")]
     pub latency: LatencyMs,
     /// How long after a node fails its peers' links report it down, in ms.
-    #[arg(long, global = true, default_value_t = 1000)]
+    /// 0, the default, models the papers' simulators, where links are TCP
+    /// connections and a crashed peer is noticed at the first send to it
+    /// (every node sends to every neighbour within a broadcast's few
+    /// milliseconds); 1000 models a keep-alive that notices a silent crash
+    /// after a second.
+    #[arg(long, global = true, default_value_t = 0)]
     pub detection_ms: u64,
     /// HyParView shuffle interval in ms: the membership step of one cycle.
     #[arg(long, global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -189,9 +218,15 @@ pub struct Common {
 }
 
 impl Common {
+    /// `--nodes` if given, else `default`.
+    pub fn nodes_or(&self, default: u64) -> u64 {
+        self.requested_nodes.unwrap_or(default)
+    }
+
     /// The parameters shared by every scenario, for the report.
     fn params(&self) -> BTreeMap<String, serde_json::Value> {
         let Common {
+            requested_nodes: _,
             nodes,
             seed,
             format: _,
@@ -275,6 +310,10 @@ impl Common {
     }
 }
 
+/// Nodes when `--nodes` is not given (but for `metadata`): the Plumtree
+/// paper's 10,000.
+const NODES: u64 = 10_000;
+
 /// Nodes join 1 ms apart while the overlay grows, as the paper adds them one
 /// by one: short against a walk (6 hops of 5 ms), so the 10,000 joins of the
 /// default take 10 s of virtual time. Faster is not safe: 0.1 ms apart, the
@@ -317,23 +356,108 @@ impl SimArgs {
             .try_get_matches_from(std::iter::once("epidemic-sim".into()).chain(args.into_iter().map(Into::into)))?;
         Wrapper::from_arg_matches(&matches).map(|w| w.sim)
     }
+
+    /// The nodes of the cluster to simulate: `--nodes` if given, else the
+    /// scenario's default (10,000; 50 for `metadata`).
+    pub fn nodes(&self) -> u64 {
+        self.common.nodes_or(match &self.scenario {
+            Some(Scenario::Metadata(_)) => metadata::NODES,
+            _ => NODES,
+        })
+    }
+}
+
+/// What [`run`] returns: a broadcast scenario's [`Report`], or
+/// `metadata`'s [`MetadataReport`]. Serializes as the report it holds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ScenarioReport {
+    /// `stable`, `failure`, `churn` or `compare`.
+    Broadcast(Report),
+    /// `metadata`.
+    Metadata(MetadataReport),
+}
+
+impl ScenarioReport {
+    /// The human-readable table.
+    pub fn table(&self) -> &str {
+        match self {
+            ScenarioReport::Broadcast(r) => &r.table,
+            ScenarioReport::Metadata(r) => &r.table,
+        }
+    }
+
+    /// Wall-clock time of the whole run, in milliseconds.
+    pub fn wall_ms(&self) -> u64 {
+        match self {
+            ScenarioReport::Broadcast(r) => r.summary.wall_ms,
+            ScenarioReport::Metadata(r) => r.summary.wall_ms,
+        }
+    }
+
+    fn set_wall_ms(&mut self, ms: u64) {
+        match self {
+            ScenarioReport::Broadcast(r) => r.summary.wall_ms = ms,
+            ScenarioReport::Metadata(r) => r.summary.wall_ms = ms,
+        }
+    }
+
+    /// The JSON document, minus its one nondeterministic field
+    /// (`summary.wall_ms`): two runs with the same seed give equal values.
+    pub fn deterministic_json(&self) -> serde_json::Value {
+        match self {
+            ScenarioReport::Broadcast(r) => r.deterministic_json(),
+            ScenarioReport::Metadata(r) => r.deterministic_json(),
+        }
+    }
+
+    /// Writes the report's files for `--out` into `dir` (created if
+    /// missing) and returns the paths written: see [`write_out_dir`] and
+    /// [`MetadataReport::write_out_dir`].
+    pub fn write_out_dir(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        match self {
+            ScenarioReport::Broadcast(r) => write_out_dir(r, dir),
+            ScenarioReport::Metadata(r) => r.write_out_dir(dir),
+        }
+    }
+
+    /// The broadcast scenario's report, if it is one.
+    pub fn into_broadcast(self) -> Option<Report> {
+        match self {
+            ScenarioReport::Broadcast(r) => Some(r),
+            ScenarioReport::Metadata(_) => None,
+        }
+    }
+
+    /// `metadata`'s report, if it is one.
+    pub fn into_metadata(self) -> Option<MetadataReport> {
+        match self {
+            ScenarioReport::Metadata(r) => Some(r),
+            ScenarioReport::Broadcast(_) => None,
+        }
+    }
 }
 
 /// Runs the scenario `args` names and returns its report. `progress` is
-/// told of every cycle.
-pub fn run(args: &SimArgs, progress: &Progress) -> anyhow::Result<Report> {
+/// told of every cycle (for `metadata`, of every run).
+pub fn run(args: &SimArgs, progress: &Progress) -> anyhow::Result<ScenarioReport> {
     let started = std::time::Instant::now();
     if args.scenario.is_some() && args.stable != stable::StableArgs::default() {
         anyhow::bail!("a scenario's options go after its name: `epidemic sim SCENARIO --option ...`");
     }
-    let mut report = match &args.scenario {
-        None => stable::run(&args.common, &args.stable, progress)?,
-        Some(Scenario::Stable(a)) => stable::run(&args.common, a, progress)?,
-        Some(Scenario::Failure(a)) => failure::run(&args.common, a, progress)?,
-        Some(Scenario::Churn(a)) => churn::run(&args.common, a, progress)?,
-        Some(Scenario::Compare(a)) => compare::run(&args.common, a, progress)?,
+    let common = &Common {
+        nodes: args.nodes(),
+        ..args.common.clone()
     };
-    report.summary.wall_ms = started.elapsed().as_millis() as u64;
+    let mut report = match &args.scenario {
+        None => ScenarioReport::Broadcast(stable::run(common, &args.stable, progress)?),
+        Some(Scenario::Stable(a)) => ScenarioReport::Broadcast(stable::run(common, a, progress)?),
+        Some(Scenario::Failure(a)) => ScenarioReport::Broadcast(failure::run(common, a, progress)?),
+        Some(Scenario::Churn(a)) => ScenarioReport::Broadcast(churn::run(common, a, progress)?),
+        Some(Scenario::Compare(a)) => ScenarioReport::Broadcast(compare::run(common, a, progress)?),
+        Some(Scenario::Metadata(a)) => ScenarioReport::Metadata(metadata::run(common, a, progress)?),
+    };
+    report.set_wall_ms(started.elapsed().as_millis() as u64);
     Ok(report)
 }
 
@@ -345,6 +469,7 @@ pub fn total_work(args: &SimArgs) -> u64 {
         Some(Scenario::Failure(a)) => a.work(),
         Some(Scenario::Churn(a)) => a.work(),
         Some(Scenario::Compare(a)) => a.work(),
+        Some(Scenario::Metadata(a)) => a.work(),
     }
 }
 
@@ -459,13 +584,13 @@ mod tests {
         let a = parse(&[]);
         assert!(a.scenario.is_none());
         assert_eq!(
-            (a.common.nodes, a.stable.cycles),
+            (a.nodes(), a.stable.cycles),
             (10_000, stable::StableArgs::default().cycles)
         );
         let a = parse(&["--cycles", "3", "--nodes", "50"]);
-        assert_eq!((a.common.nodes, a.stable.cycles), (50, 3));
+        assert_eq!((a.nodes(), a.stable.cycles), (50, 3));
         let a = parse(&["failure", "--levels", "10,50", "--nodes", "200", "--format", "json"]);
-        assert_eq!(a.common.nodes, 200);
+        assert_eq!(a.nodes(), 200);
         assert_eq!(a.common.format, Format::Json);
         match a.scenario {
             Some(Scenario::Failure(f)) => assert_eq!(f.levels, Percentages(vec![10.0, 50.0])),
@@ -478,8 +603,22 @@ mod tests {
         assert!(
             matches!(parse(&["churn", "--fail-per-cycle", "2"]).scenario, Some(Scenario::Churn(c)) if c.fail_per_cycle == Some(2))
         );
+        let a = parse(&["metadata", "--partitions", "2", "--anti-entropy", "off", "--hyparview"]);
+        assert_eq!(a.nodes(), 50, "metadata defaults to 50 nodes");
+        match &a.scenario {
+            Some(Scenario::Metadata(m)) => {
+                assert_eq!((m.partitions, m.writes, m.hyparview), (2, 300, true));
+                assert_eq!(m.anti_entropy, metadata::AntiEntropy::Off);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse(&["--nodes", "20", "metadata"]).nodes(), 20);
+        assert_eq!(parse(&["metadata", "--nodes", "10000"]).nodes(), 10_000);
+        assert_eq!(parse(&["churn"]).nodes(), 10_000);
         use clap::Parser;
         assert!(Cli::try_parse_from(["epidemic", "sim", "failure", "--levels", "0"]).is_err());
+        assert!(Cli::try_parse_from(["epidemic", "sim", "metadata", "--nodes", "2"]).is_err());
+        assert!(Cli::try_parse_from(["epidemic", "sim", "metadata", "--partitions", "0"]).is_err());
         assert!(Cli::try_parse_from(["epidemic", "sim", "--nodes", "1"]).is_err());
     }
 

@@ -83,7 +83,8 @@ pub(crate) fn ratio(x: f64) -> String {
 const CSV_HEADER: &str = "label,cycle,failed_pct,broadcasts,reliability,min_reliability,rmr,max_rmr,ldh,max_ldh,\
 payload_msgs,control_msgs,ihave_msgs,ack_msgs,max_load,duplicates,healing_rounds";
 
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted if it needs to be.
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -132,7 +133,8 @@ fn csv(rows: &[Row]) -> String {
     out
 }
 
-fn write(dir: &Path, name: &str, contents: &str, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// Writes `contents` to `dir/name` and adds the path to `written`.
+pub(crate) fn write(dir: &Path, name: &str, contents: &str, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let path = dir.join(name);
     std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
     written.push(path);

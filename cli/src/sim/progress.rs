@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 /// Runs shorter than this never show a bar.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
 
-/// Counts cycles done across every worker. Hidden until the run has lasted
+/// Counts units of work (cycles, unless [`Progress::set_unit`] says
+/// otherwise) done across every worker. Hidden until the run has lasted
 /// [`SHOW_AFTER`], and for good when disabled or when stderr is not a
 /// terminal, so it never mixes with `--format json` on stdout nor litters a
 /// log.
@@ -24,9 +25,10 @@ impl Progress {
     pub fn new(total: u64, enabled: bool) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} cycles  {msg}")
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {prefix}  {msg}")
                 .expect("a valid template"),
         );
+        bar.set_prefix("cycles");
         Progress {
             bar,
             started: Instant::now(),
@@ -44,6 +46,11 @@ impl Progress {
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);
         self.maybe_show();
+    }
+
+    /// What the units of work are: `cycles` unless set.
+    pub fn set_unit(&self, unit: &'static str) {
+        self.bar.set_prefix(unit);
     }
 
     /// What is being done now.

@@ -198,6 +198,11 @@ pub struct Row {
     /// not happen within the rounds simulated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healing_rounds: Option<u32>,
+    /// `failure`: survivors that knew no live node (through their views,
+    /// directly or by way of other survivors) at the last round simulated;
+    /// healing does not wait for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_off: Option<u64>,
     /// `failure`: the reliability of each cycle's broadcast from the
     /// failure on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -215,6 +220,7 @@ impl Row {
             failed_pct: None,
             measure,
             healing_rounds: None,
+            cut_off: None,
             round_reliability: Vec::new(),
             after_failure: Vec::new(),
         }
