@@ -130,6 +130,7 @@ fn a_million_broadcasts_through_one_node_stay_within_every_bound() {
                 pt.max_lazy_queue
             );
             assert!(p.received_cache <= pt.max_received);
+            assert!(p.catch_up_recent <= pt.max_catch_up);
             assert_eq!(s.transmit_queue, 0, "drained");
             assert_eq!(s.event_queue, 0, "drained");
             worst_cache = worst_cache.max(s.message_cache);
@@ -138,12 +139,13 @@ fn a_million_broadcasts_through_one_node_stay_within_every_bound() {
             worst.max_outstanding = worst.max_outstanding.max(p.max_outstanding);
             worst.max_lazy_queue = worst.max_lazy_queue.max(p.max_lazy_queue);
             worst.received_cache = worst.received_cache.max(p.received_cache);
+            worst.catch_up_recent = worst.catch_up_recent.max(p.catch_up_recent);
         }
     }
     let s = node.stats();
     println!(
         "1,000,000 broadcasts: frames out={sent} delivered={} own={} | peak sizes: cache={worst_cache}/{cache_bound} \
-         roots={}/{max_roots} missing={}/{} outstanding/peer={}/{} lazy/peer={}/{} received={}/{}",
+         roots={}/{max_roots} missing={}/{} outstanding/peer={}/{} lazy/peer={}/{} received={}/{} catch-up={}/{}",
         s.plumtree.delivered,
         s.plumtree.broadcasts,
         worst.tracked_roots,
@@ -155,6 +157,8 @@ fn a_million_broadcasts_through_one_node_stay_within_every_bound() {
         pt.max_lazy_queue,
         worst.received_cache,
         pt.max_received,
+        worst.catch_up_recent,
+        pt.max_catch_up,
     );
     assert_eq!(
         s.plumtree.delivered, 500_000,
@@ -165,6 +169,7 @@ fn a_million_broadcasts_through_one_node_stay_within_every_bound() {
     assert_eq!(worst_cache, cache_bound);
     assert_eq!(worst.tracked_roots, max_roots);
     assert_eq!(worst.missing, pt.max_missing);
+    assert_eq!(worst.catch_up_recent, pt.max_catch_up);
     // Reached only through lazy pushes to the pruned neighbours.
     assert_eq!(worst.max_outstanding, pt.max_outstanding);
 }

@@ -51,6 +51,19 @@ pub struct Config {
     /// over TCP or QUIC a push is lost only with its link, and the paper's
     /// and Riak's message counts assume it off.
     pub retransmit_eager: bool,
+    /// Not in the paper nor in Riak: a neighbour that comes up is announced
+    /// (IHAVE, through its lazy queue) the messages this node delivered or
+    /// originated within this window, at most [`max_catch_up`] of them.
+    /// A node that loses its neighbours and promotes passive peers while a
+    /// broadcast is under way may connect to a peer the broadcast has
+    /// already passed; without this it would miss the message, since no
+    /// peer announces it again. It grafts what it lacks and acknowledges
+    /// the rest with IGNORED_IHAVE. `Duration::ZERO` turns it off. The
+    /// default, 2 s, covers a broadcast's spread plus a graft round over a
+    /// WAN; what is older is left to anti-entropy.
+    ///
+    /// [`max_catch_up`]: Self::max_catch_up
+    pub catch_up_window: Duration,
     /// The hop-count optimisation (§3.8): when a lazy path is shorter than
     /// the eager one by at least this many hops, the tree is rewired. `None`
     /// turns it off.
@@ -80,6 +93,11 @@ pub struct Config {
     pub max_outstanding: usize,
     /// Announcements waiting for dispatch per peer.
     pub max_lazy_queue: usize,
+    /// Recent messages remembered for [`catch_up_window`]: the most that a
+    /// neighbour that comes up is announced.
+    ///
+    /// [`catch_up_window`]: Self::catch_up_window
+    pub max_catch_up: usize,
 }
 
 impl Default for Config {
@@ -104,6 +122,9 @@ impl Default for Config {
             // yet at 1,000 messages/s one IHAVE carries 20 announcements.
             dispatch_interval: Duration::from_millis(20),
             retransmit_eager: false,
+            // Two lazy ticks (Riak's 1 s): a broadcast's spread and a graft
+            // round trip, with room for a WAN.
+            catch_up_window: Duration::from_secs(2),
             // The paper's figure for a single sender: with per-root trees
             // every tree has one sender. Use 7 (the multi-sender figure) with
             // `TreeMode::Shared` and several senders.
@@ -134,6 +155,9 @@ impl Default for Config {
             max_outstanding: 1024,
             // Ten dispatch intervals at 5,000 msg/s.
             max_lazy_queue: 1024,
+            // One IHAVE's worth, a fraction of `max_ihave_batch`: a newcomer
+            // costs each neighbour at most one extra announcement frame.
+            max_catch_up: 32,
         }
     }
 }
@@ -159,6 +183,7 @@ impl fmt::Debug for Config {
             lazy_tick,
             dispatch_interval,
             retransmit_eager,
+            catch_up_window,
             optimization_threshold,
             initial_eager_fanout,
             initial_lazy_fanout,
@@ -169,6 +194,7 @@ impl fmt::Debug for Config {
             max_announcers,
             max_outstanding,
             max_lazy_queue,
+            max_catch_up,
         } = self;
         f.debug_struct("Config")
             .field("tree", tree)
@@ -177,6 +203,7 @@ impl fmt::Debug for Config {
             .field("lazy_tick", lazy_tick)
             .field("dispatch_interval", dispatch_interval)
             .field("retransmit_eager", retransmit_eager)
+            .field("catch_up_window", catch_up_window)
             .field("optimization_threshold", optimization_threshold)
             .field("initial_eager_fanout", initial_eager_fanout)
             .field("initial_lazy_fanout", initial_lazy_fanout)
@@ -187,6 +214,7 @@ impl fmt::Debug for Config {
             .field("max_announcers", max_announcers)
             .field("max_outstanding", max_outstanding)
             .field("max_lazy_queue", max_lazy_queue)
+            .field("max_catch_up", max_catch_up)
             .finish()
     }
 }

@@ -52,6 +52,9 @@
 //! - **Received cache** (§3.8). The round and sender of each recently
 //!   delivered message, for the hop-count optimisation. Bounded by
 //!   [`Config::max_received`].
+//! - **Recent messages** (neither the paper nor Riak). The ids delivered or
+//!   originated in the last [`Config::catch_up_window`], announced to each
+//!   neighbour that comes up. Bounded by [`Config::max_catch_up`].
 //!
 //! What a message *is* and whether it is new is not the engine's business:
 //! that is the [`Handler`]'s, answered from the application's store. The
@@ -99,6 +102,13 @@
 //! - Only the membership layer makes a peer a neighbour. Messages from other
 //!   peers are processed (their payloads delivered, their grafts answered)
 //!   but never put them in a set, so sets are bounded by the neighbour count.
+//! - A neighbour that comes up is announced the recent messages (catch-up).
+//!   After a massive failure a node promotes passive peers while the next
+//!   broadcast is under way; if the broadcast has already passed the peer it
+//!   connects to, nobody would announce it again, and the node would miss
+//!   it. The catch-up IHAVE lets it graft. In `epidemic sim failure` at
+//!   10,000 nodes it lifts the first broadcast after 30% and 40% of the nodes
+//!   fail from 99.99% and 99.97% to 100%.
 //! - Timers run only while there is work: an idle engine has no deadline.
 //! - Outputs (transmits, events) are queues the driver drains after every
 //!   call; each call adds a bounded amount to them.

@@ -57,6 +57,9 @@ pub struct Plumtree<I, M> {
     peers: BTreeMap<I, Peer<I, M>>,
     received: BoundedMap<M, Received<I>>,
     missing: Missing<I, M>,
+    /// Messages delivered or originated lately, oldest first, for
+    /// announcing to neighbours that come up ([`Config::catch_up_window`]).
+    recent: VecDeque<(Instant, Announcement<I, M>)>,
     dispatch_at: Option<Instant>,
     lazy_tick_at: Option<Instant>,
     transmits: VecDeque<(I, Message<I, M>)>,
@@ -79,6 +82,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             peers: BTreeMap::new(),
             received: BoundedMap::new(received),
             missing: Missing::new(config.max_missing, config.max_announcers),
+            recent: VecDeque::new(),
             dispatch_at: None,
             lazy_tick_at: None,
             transmits: VecDeque::new(),
@@ -150,6 +154,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             s.max_lazy_queue = s.max_lazy_queue.max(peer.queue.len());
         }
         s.received_cache = self.received.len();
+        s.catch_up_recent = self.recent.len();
         s.pending_transmits = self.transmits.len();
         s.pending_events = self.events.len();
         s
@@ -189,8 +194,9 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     /// `k / neighbours`), so which peers are eager does not depend on the
     /// order they came up in. The others go lazy, up to
     /// [`Config::initial_lazy_fanout`]. Every tracked root places the
-    /// newcomer by the same caps, without displacing anyone.
-    pub fn neighbor_up(&mut self, _now: Instant, peer: I) {
+    /// newcomer by the same caps, without displacing anyone. The newcomer is
+    /// announced the messages of the last [`Config::catch_up_window`].
+    pub fn neighbor_up(&mut self, now: Instant, peer: I) {
         if peer == self.me {
             return;
         }
@@ -201,6 +207,49 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         let (eager, lazy) = (self.config.initial_eager_fanout, self.config.initial_lazy_fanout);
         self.trees
             .add_neighbor(&peer, self.neighbors.len(), eager, lazy, &mut self.rng);
+        self.catch_up(now, peer);
+    }
+
+    /// Announces the messages of the last [`Config::catch_up_window`] to a
+    /// neighbour that just came up (see there why).
+    fn catch_up(&mut self, now: Instant, peer: I) {
+        self.forget_old(now);
+        if self.recent.is_empty() {
+            return;
+        }
+        let max_outstanding = self.config.max_outstanding;
+        let max_queue = self.config.max_lazy_queue;
+        let state = self.peers.entry(peer).or_insert_with(|| Peer::new(max_outstanding));
+        for (_, a) in &self.recent {
+            self.stats.lazy_dropped += u64::from(state.enqueue(a.clone(), max_queue));
+            self.stats.catch_up_announcements += 1;
+        }
+        if self.dispatch_at.is_none() {
+            self.dispatch_at = Some(now + self.config.dispatch_interval);
+        }
+    }
+
+    /// Remembers a message delivered or originated now, for [`catch_up`](Self::catch_up).
+    fn remember(&mut self, now: Instant, a: Announcement<I, M>) {
+        if self.config.max_catch_up == 0 || self.config.catch_up_window == Duration::ZERO {
+            return;
+        }
+        self.forget_old(now);
+        if self.recent.len() == self.config.max_catch_up {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now, a));
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        let window = self.config.catch_up_window;
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.saturating_since(*at) > window)
+        {
+            self.recent.pop_front();
+        }
     }
 
     /// A neighbour went down. It leaves every set; its lazy queue and
@@ -328,6 +377,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         let announcers = announced.as_ref().map_or(&[][..], |e| &e.announcers[..]);
         let root = self.me.clone();
         self.push(now, &id, &root, 0, &payload, None, announcers);
+        self.remember(now, Announcement { id, root, round: 0 });
         Ok(())
     }
 
@@ -379,6 +429,14 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         let announcers = announced.as_ref().map_or(&[][..], |e| &e.announcers[..]);
         let next = round.saturating_add(1);
         self.push(now, &id, &root, next, &payload, Some(&from), announcers);
+        self.remember(
+            now,
+            Announcement {
+                id: id.clone(),
+                root: root.clone(),
+                round: next,
+            },
+        );
         if neighbor {
             self.trees.set_eager(&root, &from);
         }
@@ -678,6 +736,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         let c = &self.config;
         let queue_ok = |len: usize, cap: usize| len <= 2 * cap + 33;
         assert!(queue_ok(self.received.queue_len(), c.max_received));
+        assert!(self.recent.len() <= c.max_catch_up);
         assert!(queue_ok(self.trees.queue_len(), self.trees.capacity()));
         for peer in self.peers.values() {
             assert!(queue_ok(peer.outstanding.queue_len(), c.max_outstanding));

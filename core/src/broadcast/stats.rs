@@ -57,6 +57,9 @@ pub struct Stats {
     pub invalid: u64,
     /// Announcements dropped from a full lazy queue before being sent.
     pub lazy_dropped: u64,
+    /// Recent messages announced to neighbours as they came up
+    /// ([`Config::catch_up_window`](super::Config::catch_up_window)).
+    pub catch_up_announcements: u64,
     /// Outstanding announcements dropped from a full outstanding set.
     pub outstanding_dropped: u64,
     /// Missing ids forgotten to make room for newer ones.
@@ -84,6 +87,8 @@ pub struct Stats {
     pub max_lazy_queue: usize,
     /// Entries in the received cache.
     pub received_cache: usize,
+    /// Recent messages kept for neighbours that come up.
+    pub catch_up_recent: usize,
     /// Messages waiting in `poll_transmit`.
     pub pending_transmits: usize,
     /// Events waiting in `poll_event`.

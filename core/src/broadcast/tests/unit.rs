@@ -446,6 +446,83 @@ fn ihaves_are_batched() {
     assert_eq!(n.stats().announcements_sent, 300);
 }
 
+/// The announcements each peer gets from the next dispatch at `at`.
+fn announced(n: &mut Node, h: &mut MessageCache<Id>, at: Instant) -> Vec<(u32, Vec<(Id, u32)>)> {
+    n.handle_timeout(at, h);
+    drain(n)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Message::IHave { announcements } => Some((to, announcements.iter().map(|a| (a.id, a.round)).collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_neighbour_that_comes_up_is_announced_the_recent_messages() {
+    let (mut n, mut h) = node(shared(), &[1]);
+    n.handle_message(ms(0), 1, gossip((9, 1), 2), &mut h);
+    n.broadcast(ms(10), (0, 1), Bytes::from_static(b"x"), &mut h).unwrap();
+    drain(&mut n);
+    // Within the window (2 s by default): both, with the round a payload
+    // from here would carry, so the newcomer can graft them.
+    n.neighbor_up(ms(500), 2);
+    assert_eq!(
+        announced(&mut n, &mut h, ms(520)),
+        [(2, vec![((9, 1), 3), ((0, 1), 0)])]
+    );
+    assert_eq!(n.stats().catch_up_announcements, 2);
+    // Acknowledged, they leave the outstanding set (else the lazy tick
+    // would announce them again).
+    n.handle_message(
+        ms(530),
+        2,
+        Message::IgnoredIHave {
+            ids: vec![(9, 1), (0, 1)],
+        },
+        &mut h,
+    );
+    // Once the window has passed for the first, only the second.
+    n.neighbor_up(ms(2_005), 3);
+    assert_eq!(announced(&mut n, &mut h, ms(2_025)), [(3, vec![((0, 1), 0)])]);
+    n.handle_message(ms(2_030), 3, Message::IgnoredIHave { ids: vec![(0, 1)] }, &mut h);
+    // And then for both: nothing.
+    n.neighbor_up(ms(2_011), 4);
+    assert_eq!(announced(&mut n, &mut h, ms(2_031)), []);
+    assert_eq!(n.stats().catch_up_recent, 0, "what is too old is forgotten");
+}
+
+#[test]
+fn catch_up_is_bounded_and_can_be_turned_off() {
+    let bounded = Config {
+        max_catch_up: 2,
+        ..shared()
+    };
+    let (mut n, mut h) = node(bounded, &[1]);
+    for seq in 0..5 {
+        n.broadcast(ms(0), (0, seq), Bytes::from_static(b"x"), &mut h).unwrap();
+    }
+    drain(&mut n);
+    assert_eq!(n.stats().catch_up_recent, 2);
+    n.neighbor_up(ms(1), 2);
+    assert_eq!(
+        announced(&mut n, &mut h, ms(21)),
+        [(2, vec![((0, 3), 0), ((0, 4), 0)])],
+        "the newest"
+    );
+
+    let off = Config {
+        catch_up_window: crate::time::Duration::ZERO,
+        ..shared()
+    };
+    let (mut n, mut h) = node(off, &[1]);
+    n.broadcast(ms(0), (0, 0), Bytes::from_static(b"x"), &mut h).unwrap();
+    drain(&mut n);
+    n.neighbor_up(ms(1), 2);
+    assert_eq!(announced(&mut n, &mut h, ms(21)), []);
+    assert_eq!(n.stats().catch_up_announcements, 0);
+}
+
 #[test]
 fn neighbor_down_cleans_every_structure() {
     let (mut n, mut h) = node(Config::default(), &[1, 2, 3]);
