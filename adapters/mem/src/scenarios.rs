@@ -29,7 +29,8 @@ pub struct MetadataParams {
     /// spread over it).
     pub partition_ms: u64,
     /// Whether anti-entropy runs. Without it only broadcasts repair, and
-    /// writes made on the other side of a partition never arrive.
+    /// writes made on the other side of a partition do not arrive (but for
+    /// the few recent enough for Plumtree's catch-up).
     pub anti_entropy: bool,
     /// HyParView membership instead of a full mesh.
     pub hyparview: bool,

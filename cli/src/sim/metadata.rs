@@ -12,8 +12,9 @@
 //! store.
 //!
 //! Without anti-entropy only the metadata broadcasts carry writes, and a
-//! write made on the other side of a partition never arrives: the cluster
-//! does not converge. With it, exchanges between pairs of nodes repair what
+//! write made on the other side of a partition does not arrive (unless it
+//! is recent enough to be announced to a link that comes back up, Plumtree's
+//! catch-up): the cluster does not converge. With it, exchanges between pairs of nodes repair what
 //! the broadcasts missed. `--anti-entropy both` (the default) runs the two
 //! side by side, on the same seed and so the same partitions and writes.
 //!
@@ -351,7 +352,8 @@ fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> Strin
          objects anti-entropy repaired. Keys: distinct keys written (one pair of writes in five, one per side, \
          shares a key); sibling keys: keys left with concurrent values, on node 0. Divergent nodes: nodes whose \
          store differs from the most common one at the end. Without anti-entropy only broadcasts carry writes, \
-         and a write made on the other side of a partition never arrives.\n",
+         and writes made on the other side of a partition do not arrive (but for the last 2 s of them, \
+         announced to links that come back up).\n",
         thousands(common.nodes as f64),
         common.seed,
         if args.hyparview {
