@@ -90,6 +90,12 @@ pub struct TcpConfig {
     pub contacts: Vec<SocketAddr>,
     /// Threads running the node's executor.
     pub threads: usize,
+    /// TCP keepalive on every link: a peer that stops answering (a crashed
+    /// host, a cut cable) is declared down after about this long, and
+    /// HyParView replaces it. `None` leaves it to the operating system,
+    /// which notices only when a write times out, often after many
+    /// minutes. See [`keepalive`].
+    pub keepalive: Option<Duration>,
     /// Where the metadata store persists (a redb file in this directory),
     /// and what the node restores on start; `None` keeps nothing across
     /// restarts and acknowledges puts at once.
@@ -117,6 +123,9 @@ impl TcpConfig {
             // One thread carries a node's loop and its links comfortably;
             // the loop is a single task anyway.
             threads: 1,
+            // The figure of the QUIC adapter's idle timeout: twice
+            // HyParView's neighbour timeout.
+            keepalive: Some(Duration::from_secs(10)),
             data_dir: None,
         }
     }
@@ -150,7 +159,38 @@ impl TcpConfig {
         self.threads = threads.max(1);
         self
     }
+
+    /// Sets the keepalive period (see [`TcpConfig::keepalive`]).
+    pub fn keepalive(&mut self, keepalive: Option<Duration>) -> &mut Self {
+        self.keepalive = keepalive;
+        self
+    }
 }
+
+/// Sets TCP keepalive on `stream` so that a silent link fails within about
+/// `within`: the first probe after `within / 2` of silence, then [`KEEPALIVE_PROBES`] more
+/// spread over the other half (where the platform lets the count be set;
+/// elsewhere the system's count applies). Both periods are at least a
+/// second, the kernels' granularity.
+pub fn keepalive(stream: &TcpStream, within: Duration) -> io::Result<()> {
+    // The kernels count in whole seconds, and refuse zero.
+    let second = Duration::from_secs(1);
+    let idle = (within / 2).max(second);
+    let interval = (within.saturating_sub(idle) / KEEPALIVE_PROBES).max(second);
+    let settings = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd"
+    ))]
+    let settings = settings.with_retries(KEEPALIVE_PROBES);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&settings)
+}
+
+/// Unanswered keepalive probes before a link is declared down.
+pub const KEEPALIVE_PROBES: u32 = 5;
 
 impl fmt::Debug for TcpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -161,6 +201,7 @@ impl fmt::Debug for TcpConfig {
             driver,
             contacts,
             threads,
+            keepalive,
             data_dir,
         } = self;
         f.debug_struct("TcpConfig")
@@ -170,6 +211,7 @@ impl fmt::Debug for TcpConfig {
             .field("driver", driver)
             .field("contacts", contacts)
             .field("threads", threads)
+            .field("keepalive", keepalive)
             .field("data_dir", data_dir)
             .finish()
     }
@@ -226,6 +268,7 @@ impl Runtime for SmolRuntime {
 struct TcpTransport {
     listener: TcpListener,
     tls: Option<(TlsConnector, TlsAcceptor)>,
+    keepalive: Option<Duration>,
 }
 
 fn split_tls<S>(stream: S) -> Duplex
@@ -239,9 +282,13 @@ where
 impl Transport for TcpTransport {
     fn connect(&self, peer: SocketAddr) -> BoxFuture<io::Result<Duplex>> {
         let connector = self.tls.as_ref().map(|(c, _)| c.clone());
+        let within = self.keepalive;
         Box::pin(async move {
             let stream = TcpStream::connect(peer).await?;
             stream.set_nodelay(true)?;
+            if let Some(within) = within {
+                keepalive(&stream, within)?;
+            }
             match connector {
                 None => Ok(Duplex::new(stream.clone(), stream)),
                 Some(c) => {
@@ -255,11 +302,17 @@ impl Transport for TcpTransport {
     fn accept(&self) -> BoxFuture<io::Result<Accepting>> {
         let listener = self.listener.clone();
         let acceptor = self.tls.as_ref().map(|(_, a)| a.clone());
+        let within = self.keepalive;
         Box::pin(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
+                        // Best effort, as for nodelay: a link without it
+                        // still works, and notices a dead peer later.
+                        if let Some(within) = within {
+                            let _ = keepalive(&stream, within);
+                        }
                         let accepting: Accepting = Box::pin(async move {
                             match acceptor {
                                 None => Ok(Duplex::new(stream.clone(), stream)),
@@ -307,6 +360,7 @@ impl TcpNode {
             driver,
             contacts,
             threads,
+            keepalive,
             data_dir,
         } = config;
         let store = data_dir.as_deref().map(Store::open).transpose()?;
@@ -335,7 +389,11 @@ impl TcpNode {
                 driver,
                 contacts,
                 store,
-                Arc::new(TcpTransport { listener, tls }),
+                Arc::new(TcpTransport {
+                    listener,
+                    tls,
+                    keepalive,
+                }),
                 Arc::new(SmolRuntime {
                     executor: Arc::downgrade(&executor),
                 }),
@@ -394,5 +452,44 @@ impl Drop for TcpNode {
         // The store's writer finishes what was queued and closes the
         // database; wait for it, so the data directory can be reopened.
         wait_stopped(&self.handle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_probes_a_silent_link_within_the_period() {
+        smol::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stream, accepted) =
+                futures_lite::future::zip(TcpStream::connect(addr), async { listener.accept().await.unwrap().0 }).await;
+            let stream = stream.unwrap();
+            let sock = socket2::SockRef::from(&stream);
+            assert!(!sock.keepalive().unwrap(), "off until asked for");
+
+            keepalive(&stream, Duration::from_secs(10)).unwrap();
+            assert!(sock.keepalive().unwrap());
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(5));
+            assert_eq!(sock.tcp_keepalive_interval().unwrap(), Duration::from_secs(1));
+            #[cfg(target_os = "linux")]
+            assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
+
+            // Shorter than the kernels' one-second granularity: clamped.
+            keepalive(&accepted, Duration::from_millis(10)).unwrap();
+            let sock = socket2::SockRef::from(&accepted);
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(1));
+            assert_eq!(sock.tcp_keepalive_interval().unwrap(), Duration::from_secs(1));
+        });
+    }
+
+    #[test]
+    fn keepalive_is_on_by_default_and_can_be_turned_off() {
+        let mut config = TcpConfig::insecure_plaintext("127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.keepalive, Some(Duration::from_secs(10)));
+        config.keepalive(None);
+        assert_eq!(config.keepalive, None);
     }
 }
