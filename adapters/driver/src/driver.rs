@@ -168,6 +168,26 @@ struct Peer {
     last_active: Instant,
 }
 
+impl Peer {
+    /// A peer first heard of (a frame for it, or its dial) at `now`: no
+    /// link yet, an empty queue, the shortest backoff.
+    fn new(config: &DriverConfig, now: Instant) -> Self {
+        Peer {
+            queue: Arc::new(Queue::weighted(
+                config.peer_queue_frames,
+                config.peer_queue_bytes,
+                Vec::len,
+            )),
+            link: LinkState::Idle,
+            up: false,
+            incarnation: None,
+            backoff: config.backoff_min,
+            retry_at: None,
+            last_active: now,
+        }
+    }
+}
+
 struct Conn {
     peer: Option<SocketAddr>,
     close: Option<oneshot::Sender<CloseMode>>,
@@ -453,19 +473,7 @@ impl Core {
             return;
         }
         let config = &self.config;
-        let peer = self.peers.entry(to).or_insert_with(|| Peer {
-            queue: Arc::new(Queue::weighted(
-                config.peer_queue_frames,
-                config.peer_queue_bytes,
-                Vec::len,
-            )),
-            link: LinkState::Idle,
-            up: false,
-            incarnation: None,
-            backoff: config.backoff_min,
-            retry_at: None,
-            last_active: now,
-        });
+        let peer = self.peers.entry(to).or_insert_with(|| Peer::new(config, now));
         peer.last_active = now;
         match peer.queue.try_push(frame) {
             Ok(()) => self.stats.frames_queued += 1,
@@ -703,19 +711,7 @@ impl Core {
         }
         let now = self.now();
         let config = &self.config;
-        let p = self.peers.entry(peer).or_insert_with(|| Peer {
-            queue: Arc::new(Queue::weighted(
-                config.peer_queue_frames,
-                config.peer_queue_bytes,
-                Vec::len,
-            )),
-            link: LinkState::Idle,
-            up: false,
-            incarnation: None,
-            backoff: config.backoff_min,
-            retry_at: None,
-            last_active: now,
-        });
+        let p = self.peers.entry(peer).or_insert_with(|| Peer::new(config, now));
         let restarted = p.incarnation.is_some_and(|i| i != hello.incarnation);
         // One connection per peer. Between two connections of the same two
         // incarnations, the one dialled by the smaller identity wins on both
