@@ -61,7 +61,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// How to run a QUIC node.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct QuicConfig {
     /// The UDP address to listen on; port 0 picks a free one.
@@ -142,33 +142,6 @@ impl QuicConfig {
         self.idle_timeout = idle_timeout;
         self.keep_alive = keep_alive;
         self
-    }
-}
-
-impl fmt::Debug for QuicConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let QuicConfig {
-            listen,
-            advertise,
-            tls,
-            driver,
-            contacts,
-            threads,
-            idle_timeout,
-            keep_alive,
-            data_dir,
-        } = self;
-        f.debug_struct("QuicConfig")
-            .field("listen", listen)
-            .field("advertise", advertise)
-            .field("tls", tls)
-            .field("driver", driver)
-            .field("contacts", contacts)
-            .field("threads", threads)
-            .field("idle_timeout", idle_timeout)
-            .field("keep_alive", keep_alive)
-            .field("data_dir", data_dir)
-            .finish()
     }
 }
 

@@ -73,7 +73,7 @@ pub enum Security {
 }
 
 /// How to run a TCP node.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TcpConfig {
     /// The address to listen on; port 0 picks a free one.
@@ -191,31 +191,6 @@ pub fn keepalive(stream: &TcpStream, within: Duration) -> io::Result<()> {
 
 /// Unanswered keepalive probes before a link is declared down.
 pub const KEEPALIVE_PROBES: u32 = 5;
-
-impl fmt::Debug for TcpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let TcpConfig {
-            listen,
-            advertise,
-            security,
-            driver,
-            contacts,
-            threads,
-            keepalive,
-            data_dir,
-        } = self;
-        f.debug_struct("TcpConfig")
-            .field("listen", listen)
-            .field("advertise", advertise)
-            .field("security", security)
-            .field("driver", driver)
-            .field("contacts", contacts)
-            .field("threads", threads)
-            .field("keepalive", keepalive)
-            .field("data_dir", data_dir)
-            .finish()
-    }
-}
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
