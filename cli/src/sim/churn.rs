@@ -8,7 +8,7 @@
 use super::cluster::Cluster;
 use super::output::{Table, pct, ratio};
 use super::report::{LoadDistribution, Report, Row, Summary, Tally};
-use super::{Common, Progress, thousands};
+use super::{Common, Progress, SINGLE_SENDER_THRESHOLD, thousands};
 use anyhow::bail;
 use clap::Args;
 use epidemic_mem::Id;
@@ -58,7 +58,7 @@ pub fn run(common: &Common, args: &ChurnArgs, progress: &Progress) -> anyhow::Re
     order.shuffle(&mut rng);
 
     progress.message("building overlay");
-    let mut cluster = Cluster::new(common.cluster(common.plumtree(Some(3), 1)));
+    let mut cluster = Cluster::new(common.cluster(common.plumtree(Some(SINGLE_SENDER_THRESHOLD), 1)));
     progress.inc(1);
     progress.message("broadcasting");
     for _ in 0..args.warmup {
@@ -89,7 +89,7 @@ pub fn run(common: &Common, args: &ChurnArgs, progress: &Progress) -> anyhow::Re
     params.insert("cycles".into(), json!(args.cycles));
     params.insert("warmup".into(), json!(args.warmup));
     params.insert("origin".into(), json!(origin));
-    params.insert("optimization_threshold".into(), json!(3));
+    params.insert("optimization_threshold".into(), json!(SINGLE_SENDER_THRESHOLD));
     let mut report = Report {
         scenario: "churn".into(),
         params,

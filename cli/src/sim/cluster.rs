@@ -105,6 +105,9 @@ impl Cluster {
     /// only other such survivors) comes back only if a live node that still
     /// lists it happens to promote it, or through a fresh join.
     pub(crate) fn reachable_from(&self, origin: Id) -> usize {
+        if !self.bus.is_alive(origin) {
+            return 0;
+        }
         let n = self.spec.nodes;
         let mut adjacent: Vec<Vec<Id>> = vec![Vec::new(); n];
         for id in self.bus.alive() {
@@ -115,9 +118,6 @@ impl Cluster {
                     adjacent[peer as usize].push(id);
                 }
             }
-        }
-        if !self.bus.is_alive(origin) {
-            return 0;
         }
         let mut seen = vec![false; n];
         seen[origin as usize] = true;

@@ -16,7 +16,7 @@ use super::cluster::Cluster;
 use super::output::{Table, pct, ratio};
 use super::report::{LoadDistribution, Report, Row, Shot, Summary, Tally};
 use super::strategies::{self, Graph};
-use super::{Common, Percentages, Progress, parallel, take_pct, thousands};
+use super::{Common, Percentages, Progress, SINGLE_SENDER_THRESHOLD, parallel, take_pct, thousands};
 use clap::Args;
 use epidemic_mem::Id;
 use rand::seq::SliceRandom;
@@ -49,7 +49,10 @@ impl CompareArgs {
     }
 }
 
-const PLUMTREE: [(&str, Option<u32>); 2] = [("plumtree", None), ("plumtree, optimised (3)", Some(3))];
+const PLUMTREE: [(&str, Option<u32>); 2] = [
+    ("plumtree", None),
+    ("plumtree, optimised (3)", Some(SINGLE_SENDER_THRESHOLD)),
+];
 
 struct Measured {
     shot: Shot,

@@ -23,7 +23,7 @@
 use super::cluster::Cluster;
 use super::output::{Table, pct, ratio};
 use super::report::{Report, Row, Summary, Tally};
-use super::{Common, Percentages, Progress, parallel, take_pct, thousands};
+use super::{Common, Percentages, Progress, SINGLE_SENDER_THRESHOLD, parallel, take_pct, thousands};
 use clap::Args;
 use epidemic_mem::Id;
 use rand::seq::SliceRandom;
@@ -90,7 +90,7 @@ pub fn run(common: &Common, args: &FailureArgs, progress: &Progress) -> anyhow::
     let outcomes = parallel(args.levels.0.len(), common.jobs(), |job| {
         let level = args.levels.0[job];
         progress.message("building overlays");
-        let mut cluster = Cluster::new(common.cluster(common.plumtree(Some(3), 1)));
+        let mut cluster = Cluster::new(common.cluster(common.plumtree(Some(SINGLE_SENDER_THRESHOLD), 1)));
         progress.inc(1);
         progress.message("broadcasting");
         for _ in 0..args.warmup {
@@ -144,7 +144,7 @@ pub fn run(common: &Common, args: &FailureArgs, progress: &Progress) -> anyhow::
     params.insert("warmup".into(), json!(args.warmup));
     params.insert("rounds".into(), json!(args.rounds));
     params.insert("origin".into(), json!(origin));
-    params.insert("optimization_threshold".into(), json!(3));
+    params.insert("optimization_threshold".into(), json!(SINGLE_SENDER_THRESHOLD));
     let mut report = Report {
         scenario: "failure".into(),
         params,

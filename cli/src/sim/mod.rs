@@ -310,6 +310,13 @@ impl Common {
     }
 }
 
+/// The Plumtree paper's optimisation thresholds (PAPERS.md): 3 hops for a
+/// single sender, 7 for many. The variant labels ("optimised (3)") spell
+/// them out.
+const SINGLE_SENDER_THRESHOLD: u32 = 3;
+/// See [`SINGLE_SENDER_THRESHOLD`].
+const MULTI_SENDER_THRESHOLD: u32 = 7;
+
 /// Nodes when `--nodes` is not given (but for `metadata`): the Plumtree
 /// paper's 10,000.
 const NODES: u64 = 10_000;

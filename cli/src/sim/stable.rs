@@ -8,7 +8,7 @@
 use super::cluster::Cluster;
 use super::output::{Table, pct, ratio};
 use super::report::{LoadDistribution, Report, Row, Summary, Tally};
-use super::{Common, Progress, parallel, strategies, thousands};
+use super::{Common, MULTI_SENDER_THRESHOLD, Progress, SINGLE_SENDER_THRESHOLD, parallel, strategies, thousands};
 use clap::Args;
 use epidemic_mem::Id;
 use rand::seq::index;
@@ -76,7 +76,7 @@ const VARIANTS: [Variant; 4] = [
     Variant {
         label: "plumtree, 1 sender, optimised (3)",
         multi: false,
-        threshold: Some(3),
+        threshold: Some(SINGLE_SENDER_THRESHOLD),
     },
     Variant {
         label: "plumtree, N senders",
@@ -86,7 +86,7 @@ const VARIANTS: [Variant; 4] = [
     Variant {
         label: "plumtree, N senders, optimised (7)",
         multi: true,
-        threshold: Some(7),
+        threshold: Some(MULTI_SENDER_THRESHOLD),
     },
 ];
 
@@ -165,8 +165,8 @@ pub fn run(common: &Common, args: &StableArgs, progress: &Progress) -> anyhow::R
     params.insert("senders".into(), json!(senders));
     params.insert("origin".into(), json!(origin));
     params.insert("sender_pool".into(), json!(pool));
-    params.insert("optimization_threshold_single".into(), json!(3));
-    params.insert("optimization_threshold_multi".into(), json!(7));
+    params.insert("optimization_threshold_single".into(), json!(SINGLE_SENDER_THRESHOLD));
+    params.insert("optimization_threshold_multi".into(), json!(MULTI_SENDER_THRESHOLD));
     let mut report = Report {
         scenario: "stable".into(),
         params,
