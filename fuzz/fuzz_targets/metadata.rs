@@ -100,10 +100,11 @@ impl Pair {
     fn deliver(&mut self, to: usize, frame: &[u8]) {
         let from = 1 - to;
         if self.nodes[to].handle_frame(self.now, from as u32, frame).is_err() {
-            self.wire = [VecDeque::new(), VecDeque::new()];
             for (i, node) in self.nodes.iter_mut().enumerate() {
                 node.handle_link(self.now, (1 - i) as u32, LinkEvent::Down);
             }
+            // What was in flight, and what the nodes said to the closed
+            // link, is lost with it.
             self.pump();
             self.wire = [VecDeque::new(), VecDeque::new()];
             for (i, node) in self.nodes.iter_mut().enumerate() {
