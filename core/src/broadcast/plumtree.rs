@@ -224,9 +224,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             self.stats.lazy_dropped += u64::from(state.enqueue(a.clone(), max_queue));
             self.stats.catch_up_announcements += 1;
         }
-        if self.dispatch_at.is_none() {
-            self.dispatch_at = Some(now + self.config.dispatch_interval);
-        }
+        self.arm_dispatch(now);
     }
 
     /// Remembers a message delivered or originated now, for [`catch_up`](Self::catch_up).
@@ -624,8 +622,8 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             self.stats.lazy_dropped += u64::from(peer.enqueue(a, max_queue));
             queued = true;
         }
-        if queued && self.dispatch_at.is_none() {
-            self.dispatch_at = Some(now + self.config.dispatch_interval);
+        if queued {
+            self.arm_dispatch(now);
         }
         if retransmit {
             self.arm_lazy_tick(now);
@@ -693,6 +691,14 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             }
         }
         self.arm_lazy_tick(now);
+    }
+
+    /// Lazy queues flush one dispatch interval after the first announcement
+    /// queued since the last flush.
+    fn arm_dispatch(&mut self, now: Instant) {
+        if self.dispatch_at.is_none() {
+            self.dispatch_at = Some(now + self.config.dispatch_interval);
+        }
     }
 
     fn arm_lazy_tick(&mut self, now: Instant) {
