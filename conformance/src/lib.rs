@@ -179,6 +179,11 @@ macro_rules! suite {
         }
 
         #[test]
+        fn siblings_larger_than_a_repair_frame_converge() {
+            $crate::scenarios::large_siblings(&mut $make);
+        }
+
+        #[test]
         fn garbage_bytes_close_the_link_only() {
             $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::Garbage);
         }

@@ -8,7 +8,7 @@ use crate::store::Durable;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use bytes::Bytes;
 use epidemic_core::broadcast::BroadcastError;
-use epidemic_core::clock::VClock;
+use epidemic_core::metadata::{self, Actor};
 use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read, SubscriptionId};
 use epidemic_core::node::{BroadcastId, Event, Node};
 use futures_core::Stream;
@@ -59,7 +59,7 @@ pub(crate) enum Command {
         prefix: FullPrefix,
         key: Bytes,
         value: Option<Bytes>,
-        context: Option<VClock<SocketAddr>>,
+        context: Option<metadata::Context<SocketAddr>>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Subscribe {
@@ -325,7 +325,7 @@ impl Handle {
         prefix: &FullPrefix,
         key: impl Into<Bytes>,
         value: impl Into<Bytes>,
-        context: Option<VClock<SocketAddr>>,
+        context: Option<metadata::Context<SocketAddr>>,
     ) -> Result<(), Error> {
         let (prefix, key, value) = (prefix.clone(), key.into(), Some(value.into()));
         self.request(|reply| Command::Put {
@@ -343,7 +343,7 @@ impl Handle {
         &self,
         prefix: &FullPrefix,
         key: impl Into<Bytes>,
-        context: Option<VClock<SocketAddr>>,
+        context: Option<metadata::Context<SocketAddr>>,
     ) -> Result<(), Error> {
         let (prefix, key) = (prefix.clone(), key.into());
         self.request(|reply| Command::Put {
@@ -359,7 +359,11 @@ impl Handle {
     /// Reads `key`: every sibling and the context to write back, or `None`
     /// if the node holds nothing under it. A deleted key reads as a
     /// tombstone ([`Read::is_deleted`]) until its tombstone is collected.
-    pub async fn get(&self, prefix: &FullPrefix, key: impl AsRef<[u8]>) -> Result<Option<Read<SocketAddr>>, Error> {
+    pub async fn get(
+        &self,
+        prefix: &FullPrefix,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<Read<Actor<SocketAddr>>>, Error> {
         let (prefix, key) = (prefix.clone(), key.as_ref().to_vec());
         self.inspect(move |node| node.get(&prefix, &key)).await
     }
@@ -372,7 +376,7 @@ impl Handle {
     }
 
     /// Every key under `prefix` with its read, tombstones included.
-    pub async fn list(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, Read<SocketAddr>)>, Error> {
+    pub async fn list(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, Read<Actor<SocketAddr>>)>, Error> {
         let prefix = prefix.clone();
         self.inspect(move |node| node.iter(&prefix).map(|(k, r)| (k.clone(), r)).collect())
             .await

@@ -182,6 +182,26 @@ impl<A, V> DVVSet<A, V> {
         self.entries.iter().map(|e| &e.id)
     }
 
+    /// Splits the set into parts of whole entries, a part per group that
+    /// `group` gives each server id (groups are numbered from 0; anonymous
+    /// values go to part 0). [`sync`](DVVSet::sync) is pointwise per server,
+    /// so syncing every part gives the set back; that is what lets a set too
+    /// large for one message travel in several.
+    pub fn split(self, groups: usize, mut group: impl FnMut(&A) -> usize) -> Vec<Self> {
+        let mut parts: Vec<Self> = (0..groups.max(1))
+            .map(|_| DVVSet {
+                entries: Vec::new(),
+                anonymous: Vec::new(),
+            })
+            .collect();
+        for e in self.entries {
+            let g = group(&e.id).min(parts.len() - 1);
+            parts[g].entries.push(e);
+        }
+        parts[0].anonymous = self.anonymous;
+        parts
+    }
+
     /// Applies `f` to every value, keeping the causal information.
     pub fn map<W, F: FnMut(V) -> W>(self, mut f: F) -> DVVSet<A, W> {
         let entries = self

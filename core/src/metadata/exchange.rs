@@ -6,11 +6,11 @@
 //! the responder keeps nothing (the hash tree's `respond` is stateless, and
 //! fetches are answered from the store), so peers cannot make it grow.
 
-use super::ChangeSource;
 use super::message::{MAX_ENTRIES, Message};
 use super::object::Object;
 use super::replica::{Peers, Replica};
 use super::store::parse_tree_key;
+use super::{Actor, ChangeSource};
 use crate::hashtree::{self, Diff, Exchange, Step};
 use crate::identity::Identity;
 use crate::rng;
@@ -132,7 +132,7 @@ impl<I: Identity> Replica<I> {
     }
 
     /// An anti-entropy or GC message from `from` (a member, in mesh mode).
-    pub(crate) fn handle_message(&mut self, now: Instant, from: I, message: Message<I>) {
+    pub(crate) fn handle_message(&mut self, now: Instant, from: I, message: Message<Actor<I>>) {
         self.core.now = now;
         match message {
             Message::TreeRequest { session, request } => {
@@ -155,7 +155,7 @@ impl<I: Identity> Replica<I> {
                 }
             }
             Message::Fetch { session, keys } => {
-                let objects = self.answer_fetch(&keys);
+                let objects = self.answer_fetch(&from, &keys);
                 self.send(from, Message::Objects { session, objects });
             }
             Message::Objects { session, objects } => self.on_objects(now, from, session, objects),
@@ -227,31 +227,48 @@ impl<I: Identity> Replica<I> {
     /// Sends our durable objects for `keys` to `peer`, in frames of at most
     /// the budget.
     fn push(&mut self, peer: &I, keys: &[&[u8]]) {
-        let mut batch: Vec<(Bytes, Object<I>)> = Vec::new();
-        let mut used = 0;
+        let mut objects = Vec::new();
         for key in keys {
             let Some((prefix, k)) = parse_tree_key(key) else {
-                continue;
-            };
-            let Some(e) = self.core.store.get(&prefix, &k) else {
                 continue;
             };
             if !self.core.is_clean(&prefix, &k) {
                 continue;
             }
-            let cost = key.len() + e.encoded.len() + ENTRY_OVERHEAD;
-            if cost > self.budget {
+            if let Some(e) = self.core.store.get(&prefix, &k) {
+                objects.push((Bytes::copy_from_slice(key), e.object.clone()));
+            }
+        }
+        self.push_objects(peer, objects);
+    }
+
+    /// Sends `objects` to `peer` in [`Message::Push`] frames within the
+    /// budget. An object too large for one frame (siblings merged from many
+    /// writers) goes in parts of whole writers' entries, which the peer
+    /// merges back into the object.
+    fn push_objects(&mut self, peer: &I, objects: Vec<(Bytes, Object<Actor<I>>)>) {
+        let mut batch: Vec<(Bytes, Object<Actor<I>>)> = Vec::new();
+        let mut used = 0;
+        for (key, object) in objects {
+            let room = self.budget.saturating_sub(key.len() + ENTRY_OVERHEAD);
+            let Some(parts) = object.split(room) else {
                 self.core.stats.oversized += 1;
                 continue;
+            };
+            if parts.len() > 1 {
+                self.core.stats.split_objects += 1;
             }
-            if used + cost > self.budget || batch.len() >= MAX_ENTRIES {
-                let objects = core::mem::take(&mut batch);
-                self.transmits.push_back((peer.clone(), Message::Push { objects }));
-                used = 0;
-            }
-            used += cost;
             self.core.stats.objects_pushed += 1;
-            batch.push((Bytes::copy_from_slice(key), e.object.clone()));
+            for part in parts {
+                let cost = key.len() + part.encode().len() + ENTRY_OVERHEAD;
+                if !batch.is_empty() && (used + cost > self.budget || batch.len() >= MAX_ENTRIES) {
+                    let objects = core::mem::take(&mut batch);
+                    self.transmits.push_back((peer.clone(), Message::Push { objects }));
+                    used = 0;
+                }
+                used += cost;
+                batch.push((key.clone(), part));
+            }
         }
         if !batch.is_empty() {
             self.transmits
@@ -290,9 +307,11 @@ impl<I: Identity> Replica<I> {
     }
 
     /// The objects for a prefix of `keys`, within the budget; `None` for a
-    /// key not held or not yet durable (or too large to ship).
-    fn answer_fetch(&mut self, keys: &[Bytes]) -> Vec<(Bytes, Option<Object<I>>)> {
+    /// key not held or not yet durable. An object too large for one frame is
+    /// answered `None` and pushed to `from` in parts instead.
+    fn answer_fetch(&mut self, from: &I, keys: &[Bytes]) -> Vec<(Bytes, Option<Object<Actor<I>>>)> {
         let mut out = Vec::new();
+        let mut large = Vec::new();
         let mut used = 0;
         for key in keys {
             let found = parse_tree_key(key).and_then(|(prefix, k)| {
@@ -301,7 +320,7 @@ impl<I: Identity> Replica<I> {
             });
             let (cost, object) = match found {
                 Some(e) if key.len() + e.encoded.len() + ENTRY_OVERHEAD > self.budget => {
-                    self.core.stats.oversized += 1;
+                    large.push((key.clone(), e.object.clone()));
                     (key.len() + ENTRY_OVERHEAD, None)
                 }
                 Some(e) => (key.len() + e.encoded.len() + ENTRY_OVERHEAD, Some(e.object.clone())),
@@ -314,10 +333,13 @@ impl<I: Identity> Replica<I> {
             used += cost;
             out.push((key.clone(), object));
         }
+        // Only the large objects actually answered (the loop may stop early).
+        large.retain(|(k, _)| out.iter().any(|(o, _)| o == k));
+        self.push_objects(from, large);
         out
     }
 
-    fn on_objects(&mut self, now: Instant, from: I, session: u64, objects: Vec<(Bytes, Option<Object<I>>)>) {
+    fn on_objects(&mut self, now: Instant, from: I, session: u64, objects: Vec<(Bytes, Option<Object<Actor<I>>>)>) {
         let timeout = self.core.config.exchange_timeout;
         let Some(s) = self.ae.sessions.get_mut(&session).filter(|s| s.peer == from) else {
             self.core.stats.out_of_place += 1;

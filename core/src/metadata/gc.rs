@@ -1,11 +1,35 @@
 //! Tombstone garbage collection: acknowledgements to a collector in mesh
 //! mode, the retention horizon, and the memory of what was collected. The
 //! rule and its trade-offs are in the [module docs](super).
+//!
+//! # Dots after a collection
+//!
+//! Collecting a key drops the only record of the dots its writers gave it.
+//! So that no later write can be given one of them again, [`Replica::collect`]
+//! moves this node's writer to a new epoch whenever the collected tombstone
+//! holds a dot of the current one (see [`Actor`]); a restart is a new
+//! incarnation, disk or no disk. The memory kept here ([`Collected`]) is
+//! only an optimisation on top of that: while it lasts, a new write to the
+//! key supersedes the collected tombstone instead of standing beside a copy
+//! that a late member may still hold, and old copies in flight are refused.
+//!
+//! # What a client holding a very old context can expect
+//!
+//! - Within [`Config::collected_retention`](super::Config::collected_retention)
+//!   of the collection, writing it back overwrites exactly what it saw and
+//!   supersedes the collected tombstone.
+//! - Later, it still overwrites only the dots it names. Every write made
+//!   since the collection is by an actor the old context does not name, so
+//!   it stays as a sibling: nothing the client never saw is lost.
+//! - Not promised: that a member away for longer than the collection (one
+//!   removed from the mesh, or past a tombstone-retention horizon) does not
+//!   bring back its own older copy. Mesh mode refuses metadata from
+//!   non-members for that reason; with a horizon, wipe such a member.
 
-use super::FullPrefix;
 use super::message::{MAX_ENTRIES, Message, Tombstone};
 use super::replica::{Key, Peers, Replica};
 use super::store::{parse_tree_key, tree_key};
+use super::{Actor, Context, FullPrefix};
 use crate::clock::VClock;
 use crate::identity::Identity;
 use crate::time::{Duration, Instant};
@@ -16,8 +40,12 @@ use bytes::Bytes;
 /// Bytes counted per tombstone entry beyond its key: the context (a few
 /// bytes per actor, counted separately) and length prefixes.
 const TOMBSTONE_OVERHEAD: usize = 8;
-/// Bytes counted per context actor.
-const ACTOR_COST: usize = 24;
+/// The tombstones of one GC message.
+type Tombstones<I> = Vec<Tombstone<Actor<I>>>;
+
+/// Bytes counted per context entry: the actor (identity, incarnation and
+/// epoch, a socket address at worst) and the counter.
+const ACTOR_COST: usize = 48;
 
 /// Collected tombstones: key → context, for a time and up to a count.
 ///
@@ -108,7 +136,7 @@ pub(crate) struct Gc<I: Ord> {
     pub(crate) tick: Option<Instant>,
     /// Tombstone → the context acknowledged and who acknowledged it. Only
     /// for tombstones this node holds, so bounded by them times the members.
-    acks: BTreeMap<Key, (VClock<I>, BTreeSet<I>)>,
+    acks: BTreeMap<Key, (Context<I>, BTreeSet<I>)>,
 }
 
 impl<I: Ord + Clone> Gc<I> {
@@ -180,7 +208,7 @@ impl<I: Identity> Replica<I> {
             return;
         };
         if collector != me {
-            let held: Vec<Tombstone<I>> = self
+            let held: Vec<Tombstone<Actor<I>>> = self
                 .clean_tombstones()
                 .filter_map(|(p, k)| self.tombstone(&p, &k))
                 .collect();
@@ -213,7 +241,7 @@ impl<I: Identity> Replica<I> {
         self.send_tombstones(&others, collected, |tombstones| Message::GcCollect { tombstones });
     }
 
-    fn tombstone(&self, prefix: &FullPrefix, key: &Bytes) -> Option<Tombstone<I>> {
+    fn tombstone(&self, prefix: &FullPrefix, key: &Bytes) -> Option<Tombstone<Actor<I>>> {
         let e = self.core.store.get(prefix, key)?;
         Some(Tombstone {
             key: Bytes::from(tree_key(prefix, key)),
@@ -222,8 +250,13 @@ impl<I: Identity> Replica<I> {
     }
 
     /// Sends `tombstones` to each of `to`, in batches within the budget.
-    fn send_tombstones(&mut self, to: &[I], tombstones: Vec<Tombstone<I>>, wrap: fn(Vec<Tombstone<I>>) -> Message<I>) {
-        let mut batches: Vec<Vec<Tombstone<I>>> = Vec::new();
+    fn send_tombstones(
+        &mut self,
+        to: &[I],
+        tombstones: Vec<Tombstone<Actor<I>>>,
+        wrap: fn(Tombstones<I>) -> Message<Actor<I>>,
+    ) {
+        let mut batches: Vec<Vec<Tombstone<Actor<I>>>> = Vec::new();
         let mut batch = Vec::new();
         let mut used = 0;
         for t in tombstones {
@@ -245,13 +278,21 @@ impl<I: Identity> Replica<I> {
         }
     }
 
-    /// Removes a tombstone, remembers it, and persists the removal.
-    fn collect(&mut self, now: Instant, prefix: &FullPrefix, key: &Bytes) {
+    /// Removes a tombstone, remembers it, moves the writer's epoch on if the
+    /// tombstone holds a dot of it, and persists the removal.
+    pub(crate) fn collect(&mut self, now: Instant, prefix: &FullPrefix, key: &Bytes) {
         let Some(entry) = self.core.store.remove(prefix, key) else {
             return;
         };
         let k = (prefix.clone(), key.clone());
         self.gc.acks.remove(&k);
+        // The current actor's dots on this key leave the store: later writes
+        // to the key must not continue its counter (see `actor`).
+        let actor = &mut self.core.actor;
+        if entry.context.get(actor) > 0 {
+            actor.epoch = actor.epoch.wrapping_add(1);
+            self.core.stats.epochs += 1;
+        }
         self.core.collected.insert(now, k, entry.context);
         self.core.record(prefix, key, None, false);
         self.core.stats.collected += 1;
@@ -260,7 +301,7 @@ impl<I: Identity> Replica<I> {
     /// A member durably holds these tombstones. Recorded for the ones held
     /// here; one already collected here is answered with `GcCollect`, so a
     /// member that missed the notice hears it again.
-    pub(crate) fn on_gc_ack(&mut self, _now: Instant, from: I, tombstones: Vec<Tombstone<I>>) {
+    pub(crate) fn on_gc_ack(&mut self, _now: Instant, from: I, tombstones: Vec<Tombstone<Actor<I>>>) {
         let mut again = Vec::new();
         for t in tombstones {
             let Some((prefix, key)) = parse_tree_key(&t.key) else {
@@ -294,7 +335,7 @@ impl<I: Identity> Replica<I> {
     /// The collector says every member holds these: collect the ones held
     /// here exactly as named, and remember the others so their older copies
     /// are refused.
-    pub(crate) fn on_gc_collect(&mut self, now: Instant, tombstones: Vec<Tombstone<I>>) {
+    pub(crate) fn on_gc_collect(&mut self, now: Instant, tombstones: Vec<Tombstone<Actor<I>>>) {
         for t in tombstones {
             let Some((prefix, key)) = parse_tree_key(&t.key) else {
                 continue;

@@ -3,16 +3,16 @@
 
 use super::object::Object;
 use super::replica::Core;
-use super::{ChangeSource, Id};
+use super::{Actor, ChangeSource, Id};
 use crate::broadcast::{Graft, Handler};
 use crate::identity::Identity;
 use bytes::Bytes;
 
-impl<I: Identity> Handler<Id<I>> for Core<I> {
+impl<I: Identity> Handler<Id<Actor<I>>> for Core<I> {
     /// New if the local context does not descend the object's: the replicas
     /// are merged and the engine forwards the message. An object a collected
     /// tombstone supersedes is refused.
-    fn merge(&mut self, id: &Id<I>, payload: &Bytes) -> bool {
+    fn merge(&mut self, id: &Id<Actor<I>>, payload: &Bytes) -> bool {
         // The node validated the frame; a payload that fails here came from
         // somewhere that skipped it, and is a duplicate as far as the tree is
         // concerned.
@@ -27,7 +27,7 @@ impl<I: Identity> Handler<Id<I>> for Core<I> {
 
     /// Stale when what we hold, or a tombstone we collected, descends the
     /// announced context.
-    fn is_stale(&mut self, id: &Id<I>) -> bool {
+    fn is_stale(&mut self, id: &Id<Actor<I>>) -> bool {
         if self
             .store
             .get(&id.prefix, &id.key)
@@ -42,7 +42,7 @@ impl<I: Identity> Handler<Id<I>> for Core<I> {
     /// for; stale if ours descends it (the newer write was broadcast on its
     /// own); missing otherwise. A key with an unconfirmed write answers
     /// missing: nothing leaves before it is durable.
-    fn graft(&mut self, id: &Id<I>) -> Graft {
+    fn graft(&mut self, id: &Id<Actor<I>>) -> Graft {
         match self.store.get(&id.prefix, &id.key) {
             Some(_) if !self.is_clean(&id.prefix, &id.key) => Graft::Missing,
             Some(e) if e.context == id.context => Graft::Payload(e.encoded.clone()),

@@ -3,7 +3,7 @@
 
 use super::object::Object;
 use super::store::parse_tree_key;
-use super::{Config, Id};
+use super::{Actor, Config, Id};
 use crate::broadcast;
 use crate::clock::VClock;
 use crate::hashtree;
@@ -171,15 +171,18 @@ fn check_id<I: Ord>(id: &Id<I>, config: &Config) -> Result<(), WireError> {
 /// Checks a decoded metadata broadcast message: the engine's own limits,
 /// every id's key, and that a GOSSIP's payload is a valid object whose
 /// context is the id's.
-pub(crate) fn validate_broadcast<I>(message: &broadcast::Message<I, Id<I>>, config: &Config) -> Result<(), WireError>
+pub(crate) fn validate_broadcast<I>(
+    message: &broadcast::Message<I, Id<Actor<I>>>,
+    config: &Config,
+) -> Result<(), WireError>
 where
     I: crate::Identity,
 {
-    broadcast::Plumtree::<I, Id<I>>::validate(message, &config.plumtree)?;
+    broadcast::Plumtree::<I, Id<Actor<I>>>::validate(message, &config.plumtree)?;
     match message {
         broadcast::Message::Gossip { id, payload, .. } => {
             check_id(id, config)?;
-            let object: Object<I> = Object::decode(payload, config.max_value_len)?;
+            let object: Object<Actor<I>> = Object::decode(payload, config.max_value_len)?;
             if object.context() != id.context {
                 return Err(WireError::Invalid("metadata gossip context differs from its object's"));
             }

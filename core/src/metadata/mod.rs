@@ -20,7 +20,9 @@
 //!   byte strings; `prefix + subprefix + key + 2` is at most
 //!   [`Config::max_key_len`].
 //! - An [`Object`] is a [`DVVSet`](crate::clock::DVVSet) whose server ids are
-//!   node ids, as in `riak_core_metadata_object`. Each sibling is a value
+//!   [`Actor`]s: a node id, as in `riak_core_metadata_object`, with the
+//!   node's incarnation and an epoch, so that one dot always names one event
+//!   (see [`Actor`] for why the node id alone reuses dots). Each sibling is a value
 //!   (bytes, at most [`Config::max_value_len`]) or a tombstone, with the
 //!   writer's timestamp.
 //! - Values are bytes at the core; [`typed`] is a serde layer on top, and
@@ -155,8 +157,11 @@
 //! invariant that one dot names one event: a node that crashed after its
 //! write (dot `n`) escaped but before it was persisted would restart at dot
 //! `n - 1` and give its next write the same dot `n`, and replicas holding
-//! different values for one dot can disagree forever. A write that no one
-//! else saw can be lost harmlessly. With [`Config::durable`] off, no events
+//! different values for one dot can disagree forever. (Writers are
+//! [`Actor`]s with the node's incarnation, so a restart cannot reuse a dot
+//! anyway when the driver gives each life its own incarnation; this rule
+//! also covers a driver that does not.) A write that no one else saw can be
+//! lost harmlessly. With [`Config::durable`] off, no events
 //! are emitted and writes leave at once.
 //!
 //! # Garbage collection of tombstones
@@ -190,7 +195,30 @@
 //!   flight, or the tombstone coming back by anti-entropy from a member that
 //!   has not yet heard `GcCollect`, is dropped rather than stored again. A
 //!   new write to a collected key continues from the remembered context, so
-//!   it supersedes the collected one everywhere.
+//!   it supersedes the collected tombstone everywhere.
+//! - Collecting a tombstone that holds a dot of this node's current writer
+//!   moves the node on to a new [`Actor`] epoch, and every restart is a new
+//!   incarnation: a dot is never given twice, however long ago the key was
+//!   collected and whatever was forgotten since.
+//!
+//! **What a client holding a very old context can expect.** A context is
+//! only ever compared with dots, never trusted for more than it names:
+//!
+//! - Written back while the collected memory still holds the key (within
+//!   [`Config::collected_retention`]), it overwrites exactly what it saw;
+//!   the new write also supersedes the collected tombstone.
+//! - Written back later, it still overwrites only the dots it names. Every
+//!   write made after the collection is by a newer actor or epoch that the
+//!   old context does not name, so it stays as a sibling: no write the
+//!   client never saw is lost. The collected tombstone itself is forgotten,
+//!   so the old context cannot supersede a copy of it that a member away
+//!   for longer still holds; that copy comes back as a tombstone sibling,
+//!   which reads as deleted beside any live value.
+//! - What cannot be promised: that a member away for longer than the
+//!   collection (removed from the mesh, or past a
+//!   [`Config::tombstone_retention`] horizon) does not bring back its older
+//!   copy of the key's *values*. Mesh mode refuses metadata from
+//!   non-members for that reason; with a horizon, wipe such a member.
 //!
 //! **HyParView trade-off.** With partial views no node knows every member,
 //! so the rule above can never be satisfied: in HyParView mode tombstones
@@ -217,6 +245,7 @@
 //! every node replicates everything, as in Riak, and in mesh mode only
 //! members' writes are accepted.
 
+mod actor;
 mod exchange;
 mod gc;
 mod handler;
@@ -228,6 +257,7 @@ mod store;
 mod tests;
 pub mod typed;
 
+pub use actor::{Actor, Context};
 pub use message::{Message, Tombstone};
 pub(crate) use message::{validate, validate_broadcast};
 pub use object::{Object, Read, Value};
@@ -647,6 +677,11 @@ pub struct Stats {
     pub refused_collected: u64,
     /// Tombstones collected.
     pub collected: u64,
+    /// Objects too large for one anti-entropy frame that were sent in parts.
+    pub split_objects: u64,
+    /// Times a collection moved this node's writer on to a new epoch (see
+    /// [`Actor`]).
+    pub epochs: u64,
     /// Tombstone acknowledgements sent.
     pub gc_acks_sent: u64,
     /// Collection notices sent.
@@ -654,7 +689,10 @@ pub struct Stats {
     /// Anti-entropy messages out of place (unknown session, wrong peer,
     /// a reply that does not answer the request).
     pub out_of_place: u64,
-    /// Objects too large to fit a repair frame, not shipped.
+    /// Objects that could not be sent: a local write over the metadata
+    /// engine's payload limit (anti-entropy still carries it), or a single
+    /// writer's siblings over a repair frame (possible only when
+    /// `max_object_len` is above half of `max_frame`).
     pub oversized: u64,
     /// Exchanges running now.
     pub sessions: usize,

@@ -102,6 +102,69 @@ impl<I: Ord + Clone + Serialize> Object<I> {
             .min()
     }
 
+    /// Splits the object into parts of at most `max` encoded bytes each, so
+    /// that an object merged from many writers' siblings can be repaired in
+    /// several messages: each part holds whole clock entries of some of the
+    /// writers and at least one sibling, and merging every part
+    /// ([`sync`](Self::sync)) gives the object back. `None` if a single
+    /// writer's entry is larger than `max` on its own (a local write is
+    /// refused before its object grows past
+    /// [`Config::max_object_len`](super::Config::max_object_len), so that
+    /// happens only when `max` is below it).
+    pub(crate) fn split(&self, max: usize) -> Option<Vec<Object<I>>> {
+        let whole = self.encode().len();
+        if whole <= max {
+            return Some(alloc::vec![self.clone()]);
+        }
+        // Each writer's entry alone: its size and whether it holds a value.
+        let ids: Vec<I> = self.dvv.ids().cloned().collect();
+        let alone = |id: &I| {
+            let part = self.dvv.clone().split(2, |a| usize::from(a != id)).swap_remove(0);
+            let valued = part.size() > 0;
+            (Object { dvv: part }.encode().len(), valued)
+        };
+        // Greedy packing; entries without a value ride with the first part
+        // (a part must hold a sibling to be a valid object).
+        let mut group_of: Vec<usize> = Vec::with_capacity(ids.len());
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut bare = 0usize;
+        for id in &ids {
+            let (len, valued) = alone(id);
+            if len > max {
+                return None;
+            }
+            if !valued {
+                group_of.push(0);
+                bare += len;
+                continue;
+            }
+            let fits = sizes.iter().position(|s| s + len <= max);
+            match fits {
+                Some(g) => {
+                    sizes[g] += len;
+                    group_of.push(g);
+                }
+                None => {
+                    sizes.push(len);
+                    group_of.push(sizes.len() - 1);
+                }
+            }
+        }
+        if sizes.is_empty() || sizes[0] + bare > max {
+            return None;
+        }
+        let parts = sizes.len();
+        // `ids` is sorted (entries are kept by id).
+        let parts: Vec<Object<I>> = self
+            .dvv
+            .clone()
+            .split(parts, |a| ids.binary_search(a).map_or(0, |i| group_of[i]))
+            .into_iter()
+            .map(|dvv| Object { dvv })
+            .collect();
+        parts.iter().all(|p| p.encode().len() <= max).then_some(parts)
+    }
+
     /// The postcard encoding: what is persisted, broadcast and hashed.
     ///
     /// Stored objects have sorted entries and no anonymous values, so equal
@@ -259,6 +322,34 @@ mod tests {
 
     fn put(stored: Option<&Object<u32>>, ctx: VClock<u32>, v: &'static [u8], ts: u64, me: u32) -> Object<u32> {
         Object::write(stored, ctx, Some(Bytes::from_static(v)), ts, me)
+    }
+
+    #[test]
+    fn an_object_splits_into_parts_that_merge_back_into_it() {
+        // Eight writers' siblings, one of them overwritten (an entry with no
+        // value), and a tombstone.
+        let mut whole = put(None, VClock::new(), b"first", 1, 9);
+        let read = whole.context();
+        whole = whole.sync(&Object::write(None, read, None, 2, 8));
+        for w in 0..8u32 {
+            let v = Bytes::from(alloc::vec![w as u8; 100]);
+            whole = whole.sync(&Object::write(None, VClock::new(), Some(v), 3, w));
+        }
+        let len = whole.encode().len();
+        assert_eq!(whole.split(len).unwrap(), [whole.clone()], "small enough: itself");
+        for max in [len / 2, len / 3, 260, 130] {
+            let parts = whole.split(max).expect("every writer's entry fits");
+            assert!(parts.len() > 1);
+            assert!(parts.iter().all(|p| p.encode().len() <= max && p.siblings() > 0));
+            assert!(parts.iter().all(|p| p.check(1024).is_ok()));
+            let merged = parts.iter().fold(parts[0].clone(), |acc, p| acc.sync(p));
+            assert_eq!(merged, whole, "max {max}");
+            assert_eq!(merged.encode(), whole.encode());
+        }
+        assert!(
+            whole.split(50).is_none(),
+            "one writer's 100-byte value cannot fit in 50"
+        );
     }
 
     #[test]

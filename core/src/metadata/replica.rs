@@ -8,8 +8,8 @@ use super::message::Message;
 use super::object::{Object, Read, lww_sibling};
 use super::store::{Store, tree_key};
 use super::{
-    ChangeSource, Config, FullPrefix, Id, MAX_PREFIX_LEN, Merger, Persist, PersistId, PutError, PutId, RestoreError,
-    Stats, SubscriptionId,
+    Actor, ChangeSource, Config, Context, FullPrefix, Id, MAX_PREFIX_LEN, Merger, Persist, PersistId, PutError, PutId,
+    RestoreError, Stats, SubscriptionId,
 };
 use crate::broadcast::Plumtree;
 use crate::clock::VClock;
@@ -69,8 +69,10 @@ pub(crate) struct Core<I: Ord> {
     /// The `now` of the call being handled (the handler has no other way to
     /// learn it).
     pub(crate) now: Instant,
-    pub(crate) store: Store<I>,
-    pub(crate) collected: Collected<I>,
+    /// The writer this node names its dots with now (see [`Actor`]).
+    pub(crate) actor: Actor<I>,
+    pub(crate) store: Store<Actor<I>>,
+    pub(crate) collected: Collected<Actor<I>>,
     pub(crate) durability: Durability,
     subscriptions: BTreeMap<SubscriptionId, FullPrefix>,
     by_prefix: BTreeMap<FullPrefix, Vec<SubscriptionId>>,
@@ -113,7 +115,7 @@ impl<I: Identity> Core<I> {
         &mut self,
         prefix: &FullPrefix,
         key: &Bytes,
-        incoming: Object<I>,
+        incoming: Object<Actor<I>>,
         source: ChangeSource,
     ) -> bool {
         let context = incoming.context();
@@ -140,7 +142,7 @@ impl<I: Identity> Core<I> {
         &mut self,
         prefix: &FullPrefix,
         key: &Bytes,
-        object: Object<I>,
+        object: Object<Actor<I>>,
         source: ChangeSource,
         put: bool,
     ) -> u64 {
@@ -148,7 +150,7 @@ impl<I: Identity> Core<I> {
         let encoded = entry.encoded.clone();
         let resolve = self.mergers.contains_key(prefix)
             && entry.object.siblings() > 1
-            && entry.object.resolver().as_ref() == Some(&self.me);
+            && entry.object.resolver().is_some_and(|a| a.node == self.me);
         if resolve {
             self.to_resolve.insert((prefix.clone(), key.clone()));
         }
@@ -190,17 +192,18 @@ impl<I: Identity> Core<I> {
 /// The metadata state machine the node drives.
 pub(crate) struct Replica<I: Identity> {
     pub(crate) core: Core<I>,
-    pub(crate) plumtree: Plumtree<I, Id<I>>,
+    pub(crate) plumtree: Plumtree<I, Id<Actor<I>>>,
     pub(crate) ae: AntiEntropy<I>,
     pub(crate) gc: Gc<I>,
     pub(crate) rng: Rng,
-    pub(crate) transmits: VecDeque<(I, Message<I>)>,
+    pub(crate) transmits: VecDeque<(I, Message<Actor<I>>)>,
     /// The most bytes one anti-entropy or GC message may carry.
     pub(crate) budget: usize,
 }
 
 impl<I: Identity> Replica<I> {
-    pub(crate) fn new(me: I, config: Config, seed: u64, max_frame: usize) -> Self {
+    /// The replica of node `me` in its life `incarnation`.
+    pub(crate) fn new(me: I, incarnation: u32, config: Config, seed: u64, max_frame: usize) -> Self {
         let collected = Collected::new(config.max_collected, config.collected_retention);
         Replica {
             plumtree: Plumtree::new(me.clone(), config.plumtree.clone(), seed),
@@ -213,6 +216,7 @@ impl<I: Identity> Replica<I> {
             budget: (max_frame / 2).max(1024),
             core: Core {
                 store: Store::new(config.hashtree),
+                actor: Actor::new(me.clone(), incarnation),
                 me,
                 config,
                 now: Instant::ZERO,
@@ -250,7 +254,7 @@ impl<I: Identity> Replica<I> {
         s
     }
 
-    pub(crate) fn get(&self, prefix: &FullPrefix, key: &[u8]) -> Option<Read<I>> {
+    pub(crate) fn get(&self, prefix: &FullPrefix, key: &[u8]) -> Option<Read<Actor<I>>> {
         self.core.store.get(prefix, key).map(|e| e.object.read())
     }
 
@@ -271,7 +275,7 @@ impl<I: Identity> Replica<I> {
     }
 
     /// The keys of `prefix` that are not deleted, in key order.
-    pub(crate) fn iter<'a>(&'a self, prefix: &FullPrefix) -> impl Iterator<Item = (&'a Bytes, Read<I>)> + 'a {
+    pub(crate) fn iter<'a>(&'a self, prefix: &FullPrefix) -> impl Iterator<Item = (&'a Bytes, Read<Actor<I>>)> + 'a {
         self.core
             .store
             .prefix(prefix)
@@ -308,7 +312,7 @@ impl<I: Identity> Replica<I> {
         prefix: &FullPrefix,
         key: &[u8],
         value: Option<Bytes>,
-        context: Option<&VClock<I>>,
+        context: Option<&Context<I>>,
     ) -> Result<PutId, PutError> {
         self.core.now = now;
         let deleting = value.is_none();
@@ -329,7 +333,7 @@ impl<I: Identity> Replica<I> {
         prefix: &FullPrefix,
         key: &Bytes,
         value: Option<Bytes>,
-        context: Option<&VClock<I>>,
+        context: Option<&Context<I>>,
         put: bool,
     ) -> Result<u64, PutError> {
         let core = &mut self.core;
@@ -356,7 +360,7 @@ impl<I: Identity> Replica<I> {
         let timestamp = now
             .as_micros()
             .max(stored.map_or(0, |e| e.object.max_timestamp().saturating_add(1)));
-        let object = Object::write(stored.map(|e| &e.object), base, value, timestamp, core.me.clone());
+        let object = Object::write(stored.map(|e| &e.object), base, value, timestamp, core.actor.clone());
         let len = object.encode().len();
         if len > core.config.max_object_len {
             return Err(PutError::ObjectTooLarge {
@@ -412,7 +416,8 @@ impl<I: Identity> Replica<I> {
     ) -> Result<(), RestoreError> {
         self.core.now = now;
         self.core.check_key(prefix, key).map_err(RestoreError::Key)?;
-        let object: Object<I> = Object::decode(object, self.core.config.max_value_len).map_err(RestoreError::Object)?;
+        let object: Object<Actor<I>> =
+            Object::decode(object, self.core.config.max_value_len).map_err(RestoreError::Object)?;
         let key = Bytes::copy_from_slice(key);
         let merged = match self.core.store.get(prefix, &key) {
             Some(e) => e.object.sync(&object),
@@ -451,7 +456,7 @@ impl<I: Identity> Replica<I> {
         let me = self.core.me.clone();
         if let Some(objects) = self.core.store.prefix(&prefix) {
             for (k, e) in objects {
-                if e.object.siblings() > 1 && e.object.resolver().as_ref() == Some(&me) {
+                if e.object.siblings() > 1 && e.object.resolver().is_some_and(|a| a.node == me) {
                     self.core.to_resolve.insert((prefix.clone(), k.clone()));
                 }
             }
@@ -463,7 +468,12 @@ impl<I: Identity> Replica<I> {
     // ---- inputs -----------------------------------------------------------
 
     /// A metadata broadcast message.
-    pub(crate) fn handle_broadcast(&mut self, now: Instant, from: I, message: crate::broadcast::Message<I, Id<I>>) {
+    pub(crate) fn handle_broadcast(
+        &mut self,
+        now: Instant,
+        from: I,
+        message: crate::broadcast::Message<I, Id<Actor<I>>>,
+    ) {
         self.core.now = now;
         self.plumtree.handle_message(now, from, message, &mut self.core);
         self.flush(now);
@@ -527,7 +537,7 @@ impl<I: Identity> Replica<I> {
         let Some(e) = self.core.store.get(&prefix, &key) else {
             return;
         };
-        if e.object.siblings() < 2 || e.object.resolver().as_ref() != Some(&self.core.me) {
+        if e.object.siblings() < 2 || e.object.resolver().is_none_or(|a| a.node != self.core.me) {
             return;
         }
         let read = e.object.read();
@@ -578,7 +588,7 @@ impl<I: Identity> Replica<I> {
         .min()
     }
 
-    pub(crate) fn poll_transmit(&mut self) -> Option<(I, Message<I>)> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<(I, Message<Actor<I>>)> {
         self.transmits.pop_front()
     }
 
@@ -591,7 +601,7 @@ impl<I: Identity> Replica<I> {
         self.plumtree.is_idle() && self.ae.sessions() == 0 && self.transmits.is_empty() && self.core.notices.is_empty()
     }
 
-    pub(crate) fn send(&mut self, to: I, message: Message<I>) {
+    pub(crate) fn send(&mut self, to: I, message: Message<Actor<I>>) {
         self.transmits.push_back((to, message));
     }
 }

@@ -1,6 +1,6 @@
 //! The metadata store driven through [`Node`]s on a tiny in-process network.
 
-use super::{ChangeSource, FullPrefix, Message, Object, PersistId, PutError, RestoreError};
+use super::{Actor, ChangeSource, FullPrefix, Message, Object, PersistId, PutError, RestoreError};
 use crate::broadcast::{self, Announcement};
 use crate::clock::VClock;
 use crate::membership::hyparview;
@@ -369,7 +369,7 @@ fn malformed_metadata_frames_are_wire_errors() {
     let id = super::Id {
         prefix: p(),
         key: b("k2"),
-        context: [(0u32, 1u64)].into_iter().collect(),
+        context: [(Actor::new(0u32, 0), 1u64)].into_iter().collect(),
     };
     let gossip = |payload: Bytes| broadcast::Message::Gossip {
         id: id.clone(),
@@ -381,7 +381,7 @@ fn malformed_metadata_frames_are_wire_errors() {
     let f = frame(Kind::Metadata, &gossip(b("not an object")));
     assert_eq!(node.handle_frame(now, 0, &f), Err(WireError::Malformed));
     // An object whose context is not the id's.
-    let other = Object::write(None, VClock::new(), Some(b("x")), 1, 5u32).encode();
+    let other = Object::write(None, VClock::new(), Some(b("x")), 1, Actor::new(5u32, 0)).encode();
     let f = frame(Kind::Metadata, &gossip(other));
     assert!(matches!(node.handle_frame(now, 0, &f), Err(WireError::Invalid(_))));
     // A key too long, in an announcement.
@@ -389,7 +389,7 @@ fn malformed_metadata_frames_are_wire_errors() {
         key: Bytes::from(vec![1u8; 5000]),
         ..id.clone()
     };
-    let ihave: broadcast::Message<u32, super::Id<u32>> = broadcast::Message::IHave {
+    let ihave: broadcast::Message<u32, super::Id<Actor<u32>>> = broadcast::Message::IHave {
         announcements: vec![Announcement {
             id: long,
             root: 0,
@@ -401,12 +401,12 @@ fn malformed_metadata_frames_are_wire_errors() {
         Err(WireError::Invalid(_))
     ));
     // Anti-entropy: a malformed key, an empty list, a bad object.
-    let bad_key: Message<u32> = Message::Fetch {
+    let bad_key: Message<Actor<u32>> = Message::Fetch {
         session: 1,
         keys: vec![Bytes::from_static(&[9, 1])],
     };
-    let empty: Message<u32> = Message::Push { objects: vec![] };
-    let anon: Message<u32> = Message::Push {
+    let empty: Message<Actor<u32>> = Message::Push { objects: vec![] };
+    let anon: Message<Actor<u32>> = Message::Push {
         objects: vec![(
             Bytes::from(super::store::tree_key(&p(), b"k")),
             Object {
@@ -500,7 +500,7 @@ fn with_partial_views_tombstones_stay_unless_a_horizon_is_set() {
     }
     assert!(horizon.disks.iter().all(|d| d.is_empty()), "the removal was persisted");
     // The old value arriving late (by anti-entropy) is refused.
-    let push: Message<u32> = Message::Push {
+    let push: Message<Actor<u32>> = Message::Push {
         objects: vec![(
             Bytes::from(super::store::tree_key(&p(), b"k")),
             Object::decode(&old, 1024).unwrap(),
@@ -544,20 +544,20 @@ mod fuzzish {
 
     /// Valid metadata frames of every shape, to mutate.
     fn seeds() -> Vec<Vec<u8>> {
-        let object = Object::write(None, VClock::new(), Some(b("value")), 1, 0u32);
+        let object = Object::write(None, VClock::new(), Some(b("value")), 1, Actor::new(0u32, 0));
         let key = Bytes::from(super::super::store::tree_key(&p(), b"k"));
         let id = super::super::Id {
             prefix: p(),
             key: b("k"),
             context: object.context(),
         };
-        let gossip: broadcast::Message<u32, super::super::Id<u32>> = broadcast::Message::Gossip {
+        let gossip: broadcast::Message<u32, super::super::Id<Actor<u32>>> = broadcast::Message::Gossip {
             id: id.clone(),
             root: 0,
             round: 1,
             payload: object.encode(),
         };
-        let ae: Vec<Message<u32>> = vec![
+        let ae: Vec<Message<Actor<u32>>> = vec![
             Message::Push {
                 objects: vec![(key.clone(), object.clone())],
             },

@@ -34,8 +34,8 @@
 //! assert_eq!(merged.iter().cloned().collect::<Vec<_>>(), ["gpu", "ssd"]);
 //! ```
 
+use super::Context;
 use super::{FullPrefix, PutError, PutId};
-use crate::clock::VClock;
 use crate::crdt::Merge;
 use crate::identity::Identity;
 use crate::node::Node;
@@ -105,7 +105,7 @@ pub fn merger<T: Merge + Serialize + DeserializeOwned>(values: &[Bytes]) -> Opti
 pub struct TypedRead<I: Ord, T> {
     values: Vec<T>,
     lww: Option<usize>,
-    context: VClock<I>,
+    context: Context<I>,
 }
 
 impl<I: Ord + Clone, T> TypedRead<I, T> {
@@ -121,12 +121,12 @@ impl<I: Ord + Clone, T> TypedRead<I, T> {
     }
 
     /// The context to pass to `put` to overwrite every sibling read here.
-    pub fn context(&self) -> &VClock<I> {
+    pub fn context(&self) -> &Context<I> {
         &self.context
     }
 
     /// The live values and the context.
-    pub fn into_parts(self) -> (Vec<T>, VClock<I>) {
+    pub fn into_parts(self) -> (Vec<T>, Context<I>) {
         (self.values, self.context)
     }
 }
@@ -172,7 +172,7 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
         now: Instant,
         key: &[u8],
         value: &T,
-        context: Option<&VClock<I>>,
+        context: Option<&Context<I>>,
     ) -> Result<PutId, TypedError> {
         Ok(node.put(now, &self.prefix, key, encode(value)?, context)?)
     }
@@ -183,7 +183,7 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
         node: &mut Node<I>,
         now: Instant,
         key: &[u8],
-        context: Option<&VClock<I>>,
+        context: Option<&Context<I>>,
     ) -> Result<PutId, TypedError> {
         Ok(node.delete(now, &self.prefix, key, context)?)
     }

@@ -44,7 +44,14 @@ pub struct Config {
     /// (a counter, or a random number) at every start. Plain broadcast ids
     /// are `(origin, seq)`, and the sequence starts at `incarnation << 32`,
     /// so a restarted node never reuses an id its peers still remember as
-    /// seen (they would drop its broadcasts as duplicates).
+    /// seen (they would drop its broadcasts as duplicates). The metadata
+    /// store names its writers `(identity, incarnation, epoch)`
+    /// ([`metadata::Actor`]), so a restarted node never gives a new write a
+    /// dot of its earlier life.
+    ///
+    /// **Two lives of one identity must not share an incarnation**: the
+    /// drivers draw a random one at every start, and the simulator counts
+    /// restarts. Default 0, for a node that never restarts.
     pub incarnation: u32,
 }
 

@@ -167,12 +167,11 @@ pub use config::{Config, MembershipConfig};
 pub use stats::{KindStats, PerKind, Stats};
 
 use crate::broadcast::{self, BroadcastError, MessageCache, Plumtree};
-use crate::clock::VClock;
 use crate::hashtree::Digest;
 use crate::membership::{hyparview, mesh};
 use crate::metadata::{
-    self, ChangeSource, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read, Replica,
-    RestoreError, SubscriptionId,
+    self, Actor, ChangeSource, Context, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read,
+    Replica, RestoreError, SubscriptionId,
 };
 use crate::wire::{Message, WireError};
 use crate::{Identity, Instant};
@@ -298,6 +297,7 @@ impl<I: Identity> Node<I> {
             cache: MessageCache::new(message_cache, message_cache.saturating_mul(4)),
             metadata: Box::new(Replica::new(
                 me.clone(),
+                incarnation,
                 metadata,
                 seed ^ 0x2545_f491_4f6c_dd1d,
                 max_frame,
@@ -371,7 +371,7 @@ impl<I: Identity> Node<I> {
     }
 
     /// The metadata broadcast engine, for inspection.
-    pub fn metadata_plumtree(&self) -> &Plumtree<I, metadata::Id<I>> {
+    pub fn metadata_plumtree(&self) -> &Plumtree<I, metadata::Id<Actor<I>>> {
         &self.metadata.plumtree
     }
 
@@ -387,7 +387,7 @@ impl<I: Identity> Node<I> {
     /// The siblings of `key` under `prefix` with their context, tombstones
     /// included; `None` if the key is absent (never written, or written,
     /// deleted and garbage-collected).
-    pub fn get(&self, prefix: &FullPrefix, key: &[u8]) -> Option<Read<I>> {
+    pub fn get(&self, prefix: &FullPrefix, key: &[u8]) -> Option<Read<Actor<I>>> {
         self.metadata.get(prefix, key)
     }
 
@@ -401,12 +401,12 @@ impl<I: Identity> Node<I> {
 
     /// The keys of `prefix` that are not deleted, in key order, with their
     /// siblings.
-    pub fn iter<'a>(&'a self, prefix: &FullPrefix) -> impl Iterator<Item = (&'a Bytes, Read<I>)> + 'a {
+    pub fn iter<'a>(&'a self, prefix: &FullPrefix) -> impl Iterator<Item = (&'a Bytes, Read<Actor<I>>)> + 'a {
         self.metadata.iter(prefix)
     }
 
     /// Folds `f` over [`Node::iter`].
-    pub fn fold<B>(&self, prefix: &FullPrefix, init: B, mut f: impl FnMut(B, &Bytes, Read<I>) -> B) -> B {
+    pub fn fold<B>(&self, prefix: &FullPrefix, init: B, mut f: impl FnMut(B, &Bytes, Read<Actor<I>>) -> B) -> B {
         self.iter(prefix).fold(init, |acc, (k, r)| f(acc, k, r))
     }
 
@@ -631,7 +631,7 @@ impl<I: Identity> Node<I> {
         prefix: &FullPrefix,
         key: &[u8],
         value: Bytes,
-        context: Option<&VClock<I>>,
+        context: Option<&Context<I>>,
     ) -> Result<PutId, PutError> {
         let now = self.clock(now);
         let r = self.metadata.write(now, prefix, key, Some(value), context);
@@ -648,7 +648,7 @@ impl<I: Identity> Node<I> {
         now: Instant,
         prefix: &FullPrefix,
         key: &[u8],
-        context: Option<&VClock<I>>,
+        context: Option<&Context<I>>,
     ) -> Result<PutId, PutError> {
         let now = self.clock(now);
         let r = self.metadata.write(now, prefix, key, None, context);

@@ -20,9 +20,9 @@ pub enum Message<I: Identity> {
     Plumtree(broadcast::Message<I, BroadcastId<I>>),
     /// Plumtree broadcast of metadata writes: ids are (full prefix, key,
     /// context), payloads are encoded objects.
-    Metadata(broadcast::Message<I, metadata::Id<I>>),
+    Metadata(broadcast::Message<I, metadata::Id<metadata::Actor<I>>>),
     /// Metadata anti-entropy and tombstone collection.
-    AntiEntropy(metadata::Message<I>),
+    AntiEntropy(metadata::Message<metadata::Actor<I>>),
 }
 
 impl<I: Identity> Message<I> {
