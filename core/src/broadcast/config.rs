@@ -82,16 +82,26 @@ pub struct Config {
     pub max_payload: usize,
     /// Announcements per IHAVE, and ids per IGNORED_IHAVE.
     pub max_ihave_batch: usize,
-    /// Delivered messages whose round and sender are remembered for the
-    /// optimisation.
+    /// Delivered messages whose round and sender are remembered: for the
+    /// optimisation, and to tell a copy that came by the tree from one still
+    /// in flight on a pruned edge (see "Pruning with broadcasts in flight"
+    /// in the [module docs](super)).
     pub max_received: usize,
-    /// Missing messages being waited for.
+    /// Missing messages being waited for. When it is full, the one whose
+    /// timer is due first makes room; if it has not been grafted yet, it is
+    /// grafted then, early, rather than forgotten unasked
+    /// ([`Stats::eviction_grafts`](super::Stats::eviction_grafts)). So
+    /// repair keeps up with any rate: a node cut off from a tree grafts back
+    /// even when more than `max_missing` announcements arrive per
+    /// `ihave_timeout`.
     pub max_missing: usize,
     /// Announcers remembered per missing message.
     pub max_announcers: usize,
     /// Unacknowledged announcements per peer.
     pub max_outstanding: usize,
-    /// Announcements waiting for dispatch per peer.
+    /// Announcements waiting for dispatch per peer. A queue that reaches
+    /// [`max_ihave_batch`](Self::max_ihave_batch) is sent at once, so this
+    /// bound is reached only when it is the smaller of the two.
     pub max_lazy_queue: usize,
     /// Recent messages remembered for [`catch_up_window`]: the most that a
     /// neighbour that comes up is announced.
@@ -145,7 +155,8 @@ impl Default for Config {
             // affords it (1,024 would cost it 7 GB).
             max_received: 256,
             // Messages missing at once: a second of traffic at 1,000 msg/s
-            // when the tree is broken.
+            // when the tree is broken. Past it the oldest is grafted early,
+            // so it bounds memory, not the rate repair keeps up with.
             max_missing: 1024,
             // Above the active view size (5) with slack: announcers are tried
             // one `graft_timeout` apart, so more would never be reached.
@@ -153,7 +164,8 @@ impl Default for Config {
             // A lazy tick's worth of traffic at 1,000 msg/s to a peer that
             // has stopped acknowledging.
             max_outstanding: 1024,
-            // Ten dispatch intervals at 5,000 msg/s.
+            // Ten dispatch intervals at 5,000 msg/s; full batches leave at
+            // once, so it matters only below `max_ihave_batch`.
             max_lazy_queue: 1024,
             // One IHAVE's worth, a fraction of `max_ihave_batch`: a newcomer
             // costs each neighbour at most one extra announcement frame.
