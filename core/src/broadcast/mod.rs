@@ -71,7 +71,9 @@
 //! that is the [`Handler`]'s, answered from the application's store. The
 //! engine never hashes payloads; message ids come from the caller ((origin,
 //! sequence) for plain broadcasts, (key, context) for metadata).
-//! [`MessageCache`] is a bounded handler for plain broadcasts.
+//! [`MessageCache`] is a bounded handler for plain broadcasts (it forgets
+//! ids by count; the `Node` pairs it with exact per-origin sequence
+//! tracking, so a late copy is never delivered twice).
 //!
 //! # Messages
 //!
@@ -205,6 +207,7 @@ mod missing;
 mod peer;
 mod plumtree;
 mod roots;
+mod seen;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -212,6 +215,7 @@ mod tests;
 pub use cache::MessageCache;
 pub use config::{Config, TreeMode, mesh_eager_fanout};
 pub use plumtree::Plumtree;
+pub(crate) use seen::Seen;
 pub use stats::{Counts, Stats};
 
 /// What the engine needs of a message id.
