@@ -47,9 +47,20 @@ pub struct Config {
     /// outstanding set leaves on lossy links: a node whose links for a tree
     /// are all tree links hears no IHAVE, so a lost push to it would be lost
     /// for good. It costs one IHAVE and one ignored-IHAVE per tree edge per
-    /// lazy tick with traffic (batched, so not per message). Off by default:
-    /// over TCP or QUIC a push is lost only with its link, and the paper's
-    /// and Riak's message counts assume it off.
+    /// lazy tick with traffic (batched, so not per message).
+    ///
+    /// On by default (it was off, as the paper's and Riak's message counts
+    /// assume): a default that loses messages on a lossy link is not a
+    /// robust default, and a push can be lost without its link failing
+    /// (a UDP-like transport, a simulated or faulty network, a connection
+    /// reset between write and read). Measured on the bus (500 nodes,
+    /// 100 broadcasts from 20 origins after a lossless warm-up,
+    /// `tests/loss.rs`): at 20% frame loss, off missed 3 deliveries
+    /// (99.80% for the worst broadcast) and on missed none; RMR 0.658 off
+    /// against 0.640 on, control frames per broadcast 3,289 against 4,855
+    /// (+48%). Without loss RMR is 0.0024 off and 0.0027 on, and control
+    /// frames 2,980 against 3,987 (+34%). Turn it off over a transport
+    /// that never loses a frame on a live link to save those.
     pub retransmit_eager: bool,
     /// Not in the paper nor in Riak: a neighbour that comes up is announced
     /// (IHAVE, through its lazy queue) the messages this node delivered or
@@ -131,7 +142,8 @@ impl Default for Config {
             // Short against `ihave_timeout`, so batching barely delays repair,
             // yet at 1,000 messages/s one IHAVE carries 20 announcements.
             dispatch_interval: Duration::from_millis(20),
-            retransmit_eager: false,
+            // On: see the field's docs for the measurement.
+            retransmit_eager: true,
             // Two lazy ticks (Riak's 1 s): a broadcast's spread and a graft
             // round trip, with room for a WAN.
             catch_up_window: Duration::from_secs(2),

@@ -132,7 +132,9 @@
 //! - A node never delivers a message whose root is itself, nor grafts one:
 //!   a GOSSIP of it is a duplicate and an IHAVE of it is acknowledged,
 //!   whatever the handler still remembers.
-//!
+//! - Every eager push is also remembered as outstanding and re-announced
+//!   until acknowledged ([`Config::retransmit_eager`], on by default), so a
+//!   push lost without its link failing is repaired.
 //! - A GRAFT answered with the payload leaves the announcement outstanding,
 //!   as in Riak (`handle_graft` acknowledges only stale grafts): if the
 //!   payload is lost, the next lazy tick announces it again and the peer

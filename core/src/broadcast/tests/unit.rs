@@ -12,9 +12,21 @@ use bytes::Bytes;
 
 type Msg = Message<u32, Id>;
 
+/// The paper's engine with one shared tree: eager pushes are not
+/// re-announced (`retransmit_eager` has tests of its own), so the only
+/// timers are the paper's and Riak's.
 fn shared() -> Config {
     Config {
         tree: TreeMode::Shared,
+        retransmit_eager: false,
+        ..Config::default()
+    }
+}
+
+/// The default configuration without `retransmit_eager`.
+fn paper() -> Config {
+    Config {
+        retransmit_eager: false,
         ..Config::default()
     }
 }
@@ -228,7 +240,7 @@ fn optimisation_when_the_announcement_comes_first() {
 fn per_root_sets_and_lru_fallback_to_shared() {
     let config = Config {
         tree: TreeMode::PerRoot { max_roots: 2 },
-        ..Config::default()
+        ..paper()
     };
     let (mut n, mut h) = node(config, &[1, 2, 3]);
     n.handle_message(ms(0), 1, Message::Prune { root: 10 }, &mut h);
@@ -530,7 +542,7 @@ fn catch_up_is_bounded_and_can_be_turned_off() {
 
 #[test]
 fn neighbor_down_cleans_every_structure() {
-    let (mut n, mut h) = node(Config::default(), &[1, 2, 3]);
+    let (mut n, mut h) = node(paper(), &[1, 2, 3]);
     n.handle_message(ms(0), 2, Message::Prune { root: 0 }, &mut h);
     n.broadcast(ms(0), (0, 1), Bytes::from_static(b"x"), &mut h).unwrap();
     n.handle_timeout(ms(20), &mut h);
