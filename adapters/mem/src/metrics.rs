@@ -48,6 +48,9 @@ impl BroadcastReport {
 pub struct Metrics {
     nodes: usize,
     records: HashMap<BroadcastId<Id>, Record>,
+    /// Deliveries reported by a broadcast's own origin, which the node
+    /// promises never to emit.
+    at_origin: usize,
 }
 
 impl Metrics {
@@ -73,6 +76,9 @@ impl Metrics {
     }
 
     pub(crate) fn delivered(&mut self, id: &BroadcastId<Id>, at: Id, hops: u32, now: Instant) {
+        if at == id.origin {
+            self.at_origin += 1;
+        }
         let Some(r) = self.records.get_mut(id) else { return };
         let (word, bit) = (at as usize / 64, 1u64 << (at % 64));
         if word >= r.bits.len() {
@@ -109,6 +115,12 @@ impl Metrics {
     /// Total duplicate deliveries across every tracked broadcast.
     pub fn total_duplicates(&self) -> usize {
         self.records.values().map(|r| r.duplicates).sum()
+    }
+
+    /// Deliveries at a broadcast's own origin, tracked or not (the node
+    /// promises zero; each is also counted in its report's `duplicates`).
+    pub fn deliveries_at_origin(&self) -> usize {
+        self.at_origin
     }
 
     /// Forgets every tracked broadcast (long simulations).

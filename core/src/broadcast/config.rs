@@ -47,9 +47,20 @@ pub struct Config {
     /// outstanding set leaves on lossy links: a node whose links for a tree
     /// are all tree links hears no IHAVE, so a lost push to it would be lost
     /// for good. It costs one IHAVE and one ignored-IHAVE per tree edge per
-    /// lazy tick with traffic (batched, so not per message). Off by default:
-    /// over TCP or QUIC a push is lost only with its link, and the paper's
-    /// and Riak's message counts assume it off.
+    /// lazy tick with traffic (batched, so not per message).
+    ///
+    /// On by default (it was off, as the paper's and Riak's message counts
+    /// assume): a default that loses messages on a lossy link is not a
+    /// robust default, and a push can be lost without its link failing
+    /// (a UDP-like transport, a simulated or faulty network, a connection
+    /// reset between write and read). Measured on the bus (500 nodes,
+    /// 100 broadcasts from 20 origins after a lossless warm-up,
+    /// `tests/loss.rs`): at 20% frame loss, off missed 3 deliveries
+    /// (99.80% for the worst broadcast) and on missed none; RMR 0.658 off
+    /// against 0.640 on, control frames per broadcast 3,289 against 4,855
+    /// (+48%). Without loss RMR is 0.0024 off and 0.0027 on, and control
+    /// frames 2,980 against 3,987 (+34%). Turn it off over a transport
+    /// that never loses a frame on a live link to save those.
     pub retransmit_eager: bool,
     /// Not in the paper nor in Riak: a neighbour that comes up is announced
     /// (IHAVE, through its lazy queue) the messages this node delivered or
@@ -82,16 +93,26 @@ pub struct Config {
     pub max_payload: usize,
     /// Announcements per IHAVE, and ids per IGNORED_IHAVE.
     pub max_ihave_batch: usize,
-    /// Delivered messages whose round and sender are remembered for the
-    /// optimisation.
+    /// Delivered messages whose round and sender are remembered: for the
+    /// optimisation, and to tell a copy that came by the tree from one still
+    /// in flight on a pruned edge (see "Pruning with broadcasts in flight"
+    /// in the [module docs](super)).
     pub max_received: usize,
-    /// Missing messages being waited for.
+    /// Missing messages being waited for. When it is full, the one whose
+    /// timer is due first makes room; if it has not been grafted yet, it is
+    /// grafted then, early, rather than forgotten unasked
+    /// ([`Stats::eviction_grafts`](super::Stats::eviction_grafts)). So
+    /// repair keeps up with any rate: a node cut off from a tree grafts back
+    /// even when more than `max_missing` announcements arrive per
+    /// `ihave_timeout`.
     pub max_missing: usize,
     /// Announcers remembered per missing message.
     pub max_announcers: usize,
     /// Unacknowledged announcements per peer.
     pub max_outstanding: usize,
-    /// Announcements waiting for dispatch per peer.
+    /// Announcements waiting for dispatch per peer. A queue that reaches
+    /// [`max_ihave_batch`](Self::max_ihave_batch) is sent at once, so this
+    /// bound is reached only when it is the smaller of the two.
     pub max_lazy_queue: usize,
     /// Recent messages remembered for [`catch_up_window`]: the most that a
     /// neighbour that comes up is announced.
@@ -121,7 +142,8 @@ impl Default for Config {
             // Short against `ihave_timeout`, so batching barely delays repair,
             // yet at 1,000 messages/s one IHAVE carries 20 announcements.
             dispatch_interval: Duration::from_millis(20),
-            retransmit_eager: false,
+            // On: see the field's docs for the measurement.
+            retransmit_eager: true,
             // Two lazy ticks (Riak's 1 s): a broadcast's spread and a graft
             // round trip, with room for a WAN.
             catch_up_window: Duration::from_secs(2),
@@ -145,7 +167,8 @@ impl Default for Config {
             // affords it (1,024 would cost it 7 GB).
             max_received: 256,
             // Messages missing at once: a second of traffic at 1,000 msg/s
-            // when the tree is broken.
+            // when the tree is broken. Past it the oldest is grafted early,
+            // so it bounds memory, not the rate repair keeps up with.
             max_missing: 1024,
             // Above the active view size (5) with slack: announcers are tried
             // one `graft_timeout` apart, so more would never be reached.
@@ -153,7 +176,8 @@ impl Default for Config {
             // A lazy tick's worth of traffic at 1,000 msg/s to a peer that
             // has stopped acknowledging.
             max_outstanding: 1024,
-            // Ten dispatch intervals at 5,000 msg/s.
+            // Ten dispatch intervals at 5,000 msg/s; full batches leave at
+            // once, so it matters only below `max_ihave_batch`.
             max_lazy_queue: 1024,
             // One IHAVE's worth, a fraction of `max_ihave_batch`: a newcomer
             // costs each neighbour at most one extra announcement frame.

@@ -28,15 +28,32 @@ pub(crate) struct Entry<I> {
 }
 
 /// What recording an announcement cost.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Announced {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Announced<I, M> {
     /// Another missing id was forgotten to make room.
     pub(crate) evicted: bool,
+    /// The evicted id had not been grafted yet: graft its first announcer
+    /// now. An id is never forgotten before one graft attempt, or a node
+    /// cut off from the tree at a rate above `capacity / ihave_timeout`
+    /// would see every entry evicted before its timer fired and would never
+    /// graft back (it stopped at exactly `capacity` timer grafts).
+    pub(crate) graft: Option<Fired<I, M>>,
     /// The announcer was not recorded: the id already has `max_announcers`.
     pub(crate) dropped: bool,
 }
 
+impl<I, M> Default for Announced<I, M> {
+    fn default() -> Self {
+        Announced {
+            evicted: false,
+            graft: None,
+            dropped: false,
+        }
+    }
+}
+
 /// A due timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fired<I, M> {
     /// Graft `peer` for `id`.
     Graft { id: M, root: I, peer: I, round: u32 },
@@ -78,7 +95,7 @@ impl<I: Clone + Eq, M: Clone + Ord + Hash> Missing<I, M> {
         root: I,
         from: I,
         round: u32,
-    ) -> Announced {
+    ) -> Announced<I, M> {
         let mut out = Announced::default();
         if let Some(e) = self.entries.get_mut(&id) {
             match e.announcers.iter().position(|(p, _)| *p == from) {
@@ -103,7 +120,17 @@ impl<I: Clone + Eq, M: Clone + Ord + Hash> Missing<I, M> {
         if self.entries.len() >= self.capacity {
             // Every entry has a timer, so the first timer names the victim.
             if let Some((_, old)) = self.timers.pop_first() {
-                self.entries.remove(&old);
+                if let Some(e) = self.entries.remove(&old) {
+                    out.graft = match (e.next, e.announcers.first()) {
+                        (0, Some((peer, round))) => Some(Fired::Graft {
+                            id: old,
+                            root: e.root,
+                            peer: peer.clone(),
+                            round: *round,
+                        }),
+                        _ => None,
+                    };
+                }
                 out.evicted = true;
             }
         }
@@ -225,9 +252,26 @@ mod tests {
         m.announce(ms(1), t, 2, 0, 10, 0);
         m.announce(ms(2), t, 2, 0, 11, 0);
         assert!(m.announce(ms(2), t, 2, 0, 12, 0).dropped);
-        assert!(m.announce(ms(3), t, 3, 0, 10, 0).evicted);
+        let r = m.announce(ms(3), t, 3, 0, 10, 0);
+        assert!(r.evicted);
+        assert_eq!(
+            r.graft,
+            Some(Fired::Graft {
+                id: 1,
+                root: 0,
+                peer: 10,
+                round: 0
+            }),
+            "an evicted id that was never grafted is grafted now"
+        );
         assert_eq!(m.len(), 2);
         assert!(m.remove(&1).is_none(), "id 1 waited longest and was evicted");
+        // An evicted id that was grafted already has had its attempt.
+        assert!(matches!(m.fire(ms(103), t), Some(Fired::Graft { id: 2, .. })));
+        assert!(matches!(m.fire(ms(103), t), Some(Fired::Graft { id: 3, .. })));
+        let r = m.announce(ms(104), t, 4, 0, 10, 0);
+        assert!(r.evicted && r.graft.is_none());
+        m.announce(ms(105), t, 4, 0, 11, 0);
         m.remove_peer(&10);
         assert_eq!(m.max_announcers_len(), 1);
     }

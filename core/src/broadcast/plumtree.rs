@@ -1,7 +1,7 @@
 //! The Plumtree engine.
 
 use super::bounded::BoundedMap;
-use super::config::Config;
+use super::config::{Config, TreeMode};
 use super::missing::{Fired, Missing};
 use super::peer::{Peer, Pending};
 use super::roots::Trees;
@@ -15,11 +15,18 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-/// How a delivered message reached us: the optimisation's memory (§3.8).
+/// How a delivered message reached us.
 struct Received<I> {
     root: I,
+    /// The optimisation's memory (§3.8): the shortest path known to us, by
+    /// round and neighbour; updated when a shorter one is announced.
     round: u32,
     from: I,
+    /// Whether the copy we delivered came from a peer in our eager set for
+    /// `root` (or by a graft, which makes the peer eager). When it did not,
+    /// it was a push still in flight from a peer we had already pruned, and
+    /// the copy our eager parent sends next is no reason to prune the parent.
+    by_tree: bool,
 }
 
 /// A Plumtree node: eager/lazy sets, the missing and outstanding sets, and
@@ -56,6 +63,9 @@ pub struct Plumtree<I, M> {
     /// Lazy queue and outstanding set of each neighbour that has any.
     peers: BTreeMap<I, Peer<I, M>>,
     received: BoundedMap<M, Received<I>>,
+    /// Per root, the neighbour that last delivered one of its messages by
+    /// the tree: our parent in that tree.
+    parents: BoundedMap<I, I>,
     missing: Missing<I, M>,
     /// Messages delivered or originated lately, oldest first, for
     /// announcing to neighbours that come up ([`Config::catch_up_window`]).
@@ -70,17 +80,14 @@ pub struct Plumtree<I, M> {
 impl<I: Identity, M: MessageId> Plumtree<I, M> {
     /// A node called `me`, with randomness from `seed`.
     pub fn new(me: I, config: Config, seed: u64) -> Self {
-        let received = match config.optimization_threshold {
-            Some(_) => config.max_received,
-            None => 0,
-        };
         Plumtree {
             me,
             rng: rng::from_seed(seed),
             neighbors: Vec::new(),
             trees: Trees::new(config.tree),
             peers: BTreeMap::new(),
-            received: BoundedMap::new(received),
+            received: BoundedMap::new(config.max_received),
+            parents: BoundedMap::new(parent_capacity(config.tree)),
             missing: Missing::new(config.max_missing, config.max_announcers),
             recent: VecDeque::new(),
             dispatch_at: None,
@@ -317,21 +324,18 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     /// announcements.
     pub fn handle_timeout(&mut self, now: Instant, h: &mut impl Handler<M>) {
         while let Some(fired) = self.missing.fire(now, self.config.graft_timeout) {
-            let Fired::Graft { id, root, peer, round } = fired else {
-                continue;
-            };
-            if h.is_stale(&id) {
-                // It arrived some other way (anti-entropy, say).
-                self.missing.remove(&id);
-                continue;
+            if let Fired::Graft { id, .. } = &fired {
+                if h.is_stale(id) {
+                    // It arrived some other way (anti-entropy, say).
+                    self.missing.remove(id);
+                    continue;
+                }
             }
-            // §3.7: graft the first announcer not tried yet; it joins the
-            // eager set and the timer is re-armed with timeout2 for the next.
-            if self.is_neighbor(&peer) {
-                self.trees.set_eager(&root, &peer);
+            // §3.7: graft the first announcer not tried yet; the timer is
+            // re-armed with timeout2 for the next.
+            if self.graft(fired) {
+                self.stats.timer_grafts += 1;
             }
-            self.stats.timer_grafts += 1;
-            self.send(peer, Message::Graft { id, root, round });
         }
         if self.dispatch_at.is_some_and(|at| at <= now) {
             self.dispatch(now);
@@ -374,7 +378,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         let announced = self.missing.remove(&id);
         let announcers = announced.as_ref().map_or(&[][..], |e| &e.announcers[..]);
         let root = self.me.clone();
-        self.push(now, &id, &root, 0, &payload, None, announcers);
+        self.push(now, &id, &root, 0, &payload, &[], announcers);
         self.remember(now, Announcement { id, root, round: 0 });
         Ok(())
     }
@@ -402,6 +406,19 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
 
     // ----- protocol -----
 
+    /// Sends the GRAFT a missing timer (or an eviction) asked for; the
+    /// grafted peer joins the eager set (§3.7). Whether one was sent.
+    fn graft(&mut self, fired: Fired<I, M>) -> bool {
+        let Fired::Graft { id, root, peer, round } = fired else {
+            return false;
+        };
+        if self.is_neighbor(&peer) {
+            self.trees.set_eager(&root, &peer);
+        }
+        self.send(peer, Message::Graft { id, root, round });
+        true
+    }
+
     fn on_gossip(&mut self, now: Instant, from: I, gossip: (M, I, u32, Bytes), h: &mut impl Handler<M>) {
         let (id, root, round, payload) = gossip;
         self.stats.received.gossip += 1;
@@ -411,13 +428,10 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         if let Some(peer) = self.peers.get_mut(&from) {
             peer.outstanding.remove(&id);
         }
-        if !h.merge(&id, &payload) {
-            // §3.6: a duplicate means this edge is redundant for this tree.
-            self.stats.duplicates += 1;
-            if neighbor {
-                self.trees.set_lazy(&root, &from);
-            }
-            self.send(from, Message::Prune { root });
+        // Our own message is never delivered here, whatever the handler
+        // still remembers of it (`Event::Delivered`'s promise).
+        if root == self.me || !h.merge(&id, &payload) {
+            self.on_duplicate(&id, root, from, neighbor);
             return;
         }
         self.stats.delivered += 1;
@@ -426,7 +440,23 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         let announced = self.missing.remove(&id);
         let announcers = announced.as_ref().map_or(&[][..], |e| &e.announcers[..]);
         let next = round.saturating_add(1);
-        self.push(now, &id, &root, next, &payload, Some(&from), announcers);
+        // The paper makes the sender eager (§3.6). Not a peer we pruned for
+        // this tree: its copy was pushed before our PRUNE reached it, and
+        // making it eager again here, while its side keeps us lazy, is what
+        // cut nodes off the tree under a window of broadcasts in flight
+        // (see "Pruning with broadcasts in flight" in the module docs).
+        let by_tree = neighbor && !self.trees.peek(&root).is_lazy(&from);
+        let mut skip = [Some(from.clone()), None];
+        if by_tree {
+            self.trees.set_eager(&root, &from);
+            self.parents.insert(root.clone(), from.clone());
+        } else {
+            // Such a leftover copy beat our parent's. The parent has it (it
+            // is upstream): a push to it would come back as a PRUNE of our
+            // own tree edge.
+            skip[1] = self.parents.get(&root).cloned();
+        }
+        self.push(now, &id, &root, next, &payload, &skip, announcers);
         self.remember(
             now,
             Announcement {
@@ -435,13 +465,10 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
                 round: next,
             },
         );
-        if neighbor {
-            self.trees.set_eager(&root, &from);
-        }
+        let mut path = (round, from.clone());
         if let Some(threshold) = self.config.optimization_threshold {
             // §3.8, when the shorter path's announcement came first: rewire
             // to the announcer with the smallest round.
-            let mut path = (round, from.clone());
             let best = announcers
                 .iter()
                 .filter(|(a, _)| *a != from && self.is_neighbor(a))
@@ -450,22 +477,41 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
                 self.rewire(&root, a, &from);
                 path = (*r, a.clone());
             }
-            let (round, from) = path;
-            self.received.insert(
-                id.clone(),
-                Received {
-                    root: root.clone(),
-                    round,
-                    from,
-                },
-            );
         }
+        let (round, from) = path;
+        self.received.insert(
+            id.clone(),
+            Received {
+                root: root.clone(),
+                round,
+                from,
+                by_tree,
+            },
+        );
         self.events.push_back(Event::Delivered {
             id,
             root,
             hops: next,
             payload,
         });
+    }
+
+    /// §3.6: a duplicate means the edge it came by is redundant for this
+    /// tree, so the sender is pruned. Except when the copy we delivered was
+    /// a push still in flight from a peer we had pruned already, and this
+    /// duplicate comes from an eager peer: that peer is the tree's path, the
+    /// other copy was the leftover, and pruning the parent would cut us off.
+    fn on_duplicate(&mut self, id: &M, root: I, from: I, neighbor: bool) {
+        self.stats.duplicates += 1;
+        let eager = neighbor && self.trees.peek(&root).is_eager(&from);
+        if eager && self.received.get(id).is_some_and(|r| !r.by_tree) {
+            self.stats.leftovers += 1;
+            return;
+        }
+        if neighbor {
+            self.trees.set_lazy(&root, &from);
+        }
+        self.send(from, Message::Prune { root });
     }
 
     fn on_ihave(&mut self, now: Instant, from: I, announcements: Vec<Announcement<I, M>>, h: &mut impl Handler<M>) {
@@ -477,7 +523,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             if let Some(peer) = self.peers.get_mut(&from) {
                 peer.outstanding.remove(&a.id);
             }
-            if h.is_stale(&a.id) {
+            if a.root == self.me || h.is_stale(&a.id) {
                 self.optimise(&from, &a);
                 ignored.push(a.id);
             } else {
@@ -485,6 +531,16 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
                 let r = self.missing.announce(now, timeout, a.id, a.root, from.clone(), a.round);
                 self.stats.missing_evicted += u64::from(r.evicted);
                 self.stats.announcers_dropped += u64::from(r.dropped);
+                if let Some(fired) = r
+                    .graft
+                    .filter(|f| !matches!(f, Fired::Graft { id, .. } if h.is_stale(id)))
+                {
+                    // Past `max_missing` the id waiting longest is grafted
+                    // early rather than forgotten unasked (see `Missing`).
+                    if self.graft(fired) {
+                        self.stats.eviction_grafts += 1;
+                    }
+                }
             }
         }
         if !ignored.is_empty() {
@@ -564,7 +620,8 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     }
 
     /// Eager push to the eager set and lazy push to the lazy set for `root`
-    /// (paper §3), skipping the sender and the announcers, who have it.
+    /// (paper §3), skipping `skip` (the sender) and the announcers, who have
+    /// it.
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -573,10 +630,10 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         root: &I,
         round: u32,
         payload: &Bytes,
-        from: Option<&I>,
+        skip: &[Option<I>],
         announcers: &[(I, u32)],
     ) {
-        let has_it = |p: &I| from == Some(p) || announcers.iter().any(|(a, _)| a == p);
+        let has_it = |p: &I| skip.iter().any(|s| s.as_ref() == Some(p)) || announcers.iter().any(|(a, _)| a == p);
         let max_outstanding = self.config.max_outstanding;
         let max_queue = self.config.max_lazy_queue;
         let sets = self.trees.sets(root);
@@ -609,6 +666,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             ));
         }
         let mut queued = false;
+        let batch = self.config.max_ihave_batch.max(1);
         for p in sets.lazy.iter().filter(|p| !has_it(p)) {
             let peer = self
                 .peers
@@ -621,11 +679,17 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             };
             self.stats.lazy_dropped += u64::from(peer.enqueue(a, max_queue));
             queued = true;
+            if peer.queue.len() >= batch {
+                // A full batch leaves at once: batching is for frames, and
+                // waiting would let a burst overflow `max_lazy_queue` and
+                // lose announcements that nobody would make again.
+                Self::flush(p, peer, batch, now, &mut self.stats, &mut self.transmits);
+            }
         }
         if queued {
             self.arm_dispatch(now);
         }
-        if retransmit {
+        if retransmit || queued {
             self.arm_lazy_tick(now);
         }
     }
@@ -636,25 +700,38 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         self.dispatch_at = None;
         let batch = self.config.max_ihave_batch.max(1);
         for (to, peer) in &mut self.peers {
-            while !peer.queue.is_empty() {
-                let n = batch.min(peer.queue.len());
-                let announcements: Vec<_> = peer.queue.drain(..n).collect();
-                for a in &announcements {
-                    let pending = Pending {
-                        root: a.root.clone(),
-                        round: a.round,
-                        sent_at: now,
-                    };
-                    if peer.outstanding.insert(a.id.clone(), pending).is_some() {
-                        self.stats.outstanding_dropped += 1;
-                    }
-                }
-                self.stats.announcements_sent += n as u64;
-                self.stats.sent.ihave += 1;
-                self.transmits.push_back((to.clone(), Message::IHave { announcements }));
-            }
+            Self::flush(to, peer, batch, now, &mut self.stats, &mut self.transmits);
         }
         self.arm_lazy_tick(now);
+    }
+
+    /// Sends `peer`'s lazy queue in batches; what is sent becomes
+    /// outstanding.
+    fn flush(
+        to: &I,
+        peer: &mut Peer<I, M>,
+        batch: usize,
+        now: Instant,
+        stats: &mut Stats,
+        transmits: &mut VecDeque<(I, Message<I, M>)>,
+    ) {
+        while !peer.queue.is_empty() {
+            let n = batch.min(peer.queue.len());
+            let announcements: Vec<_> = peer.queue.drain(..n).collect();
+            for a in &announcements {
+                let pending = Pending {
+                    root: a.root.clone(),
+                    round: a.round,
+                    sent_at: now,
+                };
+                if peer.outstanding.insert(a.id.clone(), pending).is_some() {
+                    stats.outstanding_dropped += 1;
+                }
+            }
+            stats.announcements_sent += n as u64;
+            stats.sent.ihave += 1;
+            transmits.push_back((to.clone(), Message::IHave { announcements }));
+        }
     }
 
     /// Riak's lazy tick: re-sends every announcement outstanding for at
@@ -754,6 +831,18 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         self.missing.assert_invariants();
     }
 }
+
+/// Roots whose parent is remembered: as many as have trees of their own,
+/// and at least [`MIN_PARENTS`] for the shared tree's roots.
+fn parent_capacity(tree: TreeMode) -> usize {
+    match tree {
+        TreeMode::Shared => MIN_PARENTS,
+        TreeMode::PerRoot { max_roots } => max_roots.max(MIN_PARENTS),
+    }
+}
+
+/// The default `max_roots`: the broadcasters of a typical cluster.
+const MIN_PARENTS: usize = 64;
 
 impl<I: Identity, M: MessageId> core::fmt::Debug for Plumtree<I, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -49,6 +49,13 @@ pub struct Stats {
     pub duplicates: u64,
     /// Grafts sent because a missing timer fired.
     pub timer_grafts: u64,
+    /// Grafts sent early because a missing id that had not been grafted yet
+    /// was evicted to make room ([`Config::max_missing`](super::Config::max_missing)).
+    pub eviction_grafts: u64,
+    /// Duplicates from an eager peer that did not prune it, because the
+    /// copy delivered first was a push still in flight from a peer already
+    /// pruned.
+    pub leftovers: u64,
     /// GRAFTs we could not answer with a payload (stale or missing).
     pub grafts_unanswered: u64,
     /// Tree rewirings by the hop-count optimisation.

@@ -34,8 +34,11 @@ pub struct Config {
     /// The largest frame sent or accepted, header included.
     pub max_frame: usize,
     /// How many recent broadcast payloads the plain-message cache keeps to
-    /// answer grafts; it remembers four times as many ids to detect
-    /// duplicates.
+    /// answer grafts. Duplicates are detected exactly, by each origin's
+    /// sequence numbers: a floor per origin, and up to four times this many
+    /// numbers that arrived out of order (and as many origins). Past that
+    /// the oldest out-of-order gap counts as seen: a message that late is
+    /// lost, never delivered twice.
     pub message_cache: usize,
     /// Seeds every random choice the node makes. The same seed and the same
     /// inputs give the same outputs.

@@ -162,11 +162,12 @@
 
 mod config;
 mod stats;
+mod store;
 
 pub use config::{Config, MembershipConfig};
 pub use stats::{KindStats, PerKind, Stats};
 
-use crate::broadcast::{self, BroadcastError, MessageCache, Plumtree};
+use crate::broadcast::{self, BroadcastError, Plumtree};
 use crate::hashtree::Digest;
 use crate::membership::{hyparview, mesh};
 use crate::metadata::{
@@ -180,6 +181,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use store::Store;
 
 /// The id of a plain broadcast: its origin and the origin's sequence number.
 ///
@@ -262,7 +264,7 @@ pub struct Node<I: Identity> {
     max_frame: usize,
     membership: Membership<I>,
     plumtree: Plumtree<I, BroadcastId<I>>,
-    cache: MessageCache<BroadcastId<I>>,
+    cache: Store<I>,
     metadata: Box<Replica<I>>,
     /// Join contacts not yet tried, in the order given.
     contacts: VecDeque<I>,
@@ -294,7 +296,7 @@ impl<I: Identity> Node<I> {
         };
         Node {
             plumtree: Plumtree::new(me.clone(), plumtree, seed ^ 0x9e37_79b9_7f4a_7c15),
-            cache: MessageCache::new(message_cache, message_cache.saturating_mul(4)),
+            cache: Store::new(message_cache, message_cache.saturating_mul(4)),
             metadata: Box::new(Replica::new(
                 me.clone(),
                 incarnation,

@@ -132,9 +132,11 @@ fn a_million_broadcasts_stay_within_every_bound() {
     assert_eq!(peaks.missing, config.max_missing);
     assert_eq!(peaks.max_announcers, config.max_announcers);
     assert_eq!(peaks.max_outstanding, config.max_outstanding);
-    assert_eq!(peaks.max_lazy_queue, config.max_lazy_queue);
+    // Full batches leave at once, so a queue never holds one.
+    assert!(peaks.max_lazy_queue > 0 && peaks.max_lazy_queue < config.max_ihave_batch);
     assert_eq!(peaks.received_cache, config.max_received);
-    assert!(s.lazy_dropped > 0 && s.outstanding_dropped > 0 && s.missing_evicted > 0);
+    assert!(s.outstanding_dropped > 0 && s.missing_evicted > 0 && s.eviction_grafts > 0);
+    assert_eq!(s.lazy_dropped, 0, "no announcement is lost before it is sent");
     assert!(s.announcers_dropped > 0 && s.roots_evicted > 0 && s.duplicates > 0);
     assert_eq!(s.broadcasts, 250_000);
     assert_eq!(s.delivered, 250_000);
