@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// Seeds in the sweep: enough to meet every kind of step many times, few
 /// enough for a minute or two of CI.
-const SEEDS: u64 = 200;
+const SEEDS: u64 = 400;
 
 /// Shorter schedules than the CLI's: CI time, not coverage, is the limit.
 fn options() -> GenOptions {

@@ -642,12 +642,19 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Broadcasts with nothing failing must reach every live member.
+    /// Broadcasts with nothing failing must reach every live member: a slow
+    /// trickle, then a burst at the schedule's highest rate (so a failure
+    /// says whether rate matters).
     fn check_calm_delivery(&mut self) {
+        self.calm_delivery(20, 1_000);
+        if self.max_rate > 20 {
+            self.calm_delivery(self.max_rate.min(10_000), 200);
+        }
+    }
+
+    fn calm_delivery(&mut self, rate: u32, ms: u64) {
         let up = self.up();
         let origins: Vec<Id> = [up.first(), up.last()].into_iter().flatten().copied().collect();
-        let rate = self.max_rate.clamp(10, 10_000);
-        let ms = 200;
         let sent = self.broadcasts(&origins, rate, ms);
         self.bus.run_until_quiescent(Duration::from_secs(120));
         self.run_for(Duration::from_secs(5));
@@ -665,6 +672,20 @@ impl<'a> Runner<'a> {
             }
         }
         if let Some((at, id)) = first {
+            // Who would carry the origin's messages to the node: the peers
+            // holding it in their eager or lazy set for that root.
+            let root = id.origin;
+            let (mut eager, mut lazy) = (Vec::new(), Vec::new());
+            for &x in &up {
+                if let Some(n) = self.bus.node(x) {
+                    if n.plumtree().eager_peers(&root).any(|p| *p == at) {
+                        eager.push(x);
+                    }
+                    if n.plumtree().lazy_peers(&root).any(|p| *p == at) {
+                        lazy.push(x);
+                    }
+                }
+            }
             let views: Vec<String> = per_node
                 .keys()
                 .map(|&n| {
@@ -676,7 +697,8 @@ impl<'a> Runner<'a> {
                 Invariant::Delivery,
                 format!(
                     "{missed} of {} deliveries missing after {} broadcasts at {rate}/s with no fault; first: node {at} \
-                     never delivered {id:?}; missed per node {per_node:?}; {}",
+                     never delivered {id:?}; missed per node {per_node:?}; {}; node {at} is eager at {eager:?} and \
+                     lazy at {lazy:?} for root {root}",
                     sent.len() * up.len().saturating_sub(1),
                     sent.len(),
                     views.join(", ")
