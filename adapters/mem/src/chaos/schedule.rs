@@ -337,7 +337,11 @@ impl fmt::Display for WriteOp {
         match self.ctx {
             Ctx::Blind => write!(f, "{what} k{}@{}", self.key, self.node),
             Ctx::Fresh => write!(f, "{what} k{}@{} (fresh ctx)", self.key, self.node),
-            Ctx::Stale(s) => write!(f, "{what} @{} (ctx of slot {s})", self.node),
+            Ctx::Stale(s) => write!(
+                f,
+                "{what} @{} (ctx of slot {s}; blind on k{} if the slot is empty)",
+                self.node, self.key
+            ),
         }
     }
 }
