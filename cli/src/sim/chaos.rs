@@ -48,6 +48,9 @@ pub struct ChaosArgs {
     /// The highest plain broadcast rate drawn, per second.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_rate: u32,
+    /// The longest burst of plain broadcasts, in virtual ms.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub max_burst_ms: u64,
     /// Replay `--seed` alone: print its schedule, a line per step and every
     /// violation as it happens.
     #[arg(long)]
@@ -197,7 +200,7 @@ pub fn run(common: &Common, args: &ChaosArgs, progress: &Progress) -> anyhow::Re
         nodes: common.nodes as usize,
         steps: args.steps,
         max_rate: args.max_rate,
-        ..GenOptions::default()
+        max_burst_ms: args.max_burst_ms,
     };
     let seeds: Vec<u64> = if args.verbose {
         vec![common.seed]
@@ -284,6 +287,7 @@ pub fn run(common: &Common, args: &ChaosArgs, progress: &Progress) -> anyhow::Re
             ("seeds".into(), json!(seeds.len())),
             ("steps".into(), json!(args.steps)),
             ("max_rate".into(), json!(args.max_rate)),
+            ("max_burst_ms".into(), json!(args.max_burst_ms)),
             ("shrink_runs".into(), json!(args.shrink_runs)),
         ]),
         summary: ChaosSummary {

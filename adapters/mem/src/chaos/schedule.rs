@@ -175,7 +175,7 @@ impl Default for GenOptions {
             nodes: 7,
             steps: 60,
             max_rate: 10_000,
-            max_burst_ms: 600,
+            max_burst_ms: 2_000,
         }
     }
 }
