@@ -70,5 +70,12 @@ fn run_sim(args: &SimArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if let sim::ScenarioReport::Chaos(r) = &report {
+        if !r.passed() {
+            // A sweep with failing seeds fails, as a test run would.
+            drop(stdout);
+            std::process::exit(1);
+        }
+    }
     Ok(())
 }

@@ -443,3 +443,30 @@ fn binary_reports_bad_input_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--latency does not apply to `metadata`"), "{err}");
 }
+
+#[test]
+fn chaos_reports_every_seed_and_replays_one() {
+    let run_chaos = |args: &[&str]| run_any(args).into_chaos().expect("the chaos scenario");
+    let args = ["chaos", "--seeds", "6", "--steps", "15", "--shrink-runs", "0"];
+    let a = run_chaos(&args);
+    assert_eq!(a.scenario, "chaos");
+    assert_eq!(a.summary.seeds, 6);
+    assert_eq!(a.summary.passed + a.summary.failed, 6);
+    assert_eq!(a.failures.len() as u64, a.summary.failed);
+    for f in &a.failures {
+        assert!(!f.violations.is_empty(), "seed {} failed with something", f.seed);
+        for v in &f.violations {
+            assert!(a.failing_seeds[&v.invariant].contains(&f.seed));
+        }
+    }
+    assert_eq!(
+        a.deterministic_json(),
+        run_chaos(&args).deterministic_json(),
+        "the same seeds give the same report"
+    );
+    let replay = run_chaos(&["chaos", "--seed", "3", "--steps", "15", "--verbose"]);
+    let trace = replay.trace.as_deref().expect("a verbose replay carries its trace");
+    assert!(trace.starts_with("seed 3:"), "{trace}");
+    assert!(trace.contains("final: heal"), "{trace}");
+    assert_eq!(replay.summary.seeds, 1);
+}

@@ -5,6 +5,7 @@ use crate::disk::Disk;
 use crate::metrics::{BroadcastReport, Metrics};
 use bytes::Bytes;
 use epidemic_core::broadcast::BroadcastError;
+use epidemic_core::metadata::{FullPrefix, PutId};
 use epidemic_core::node::{BroadcastId, Config, Event, LinkEvent, Node};
 use epidemic_core::wire::{HEADER_LEN, Kind};
 use epidemic_core::{Duration, Instant};
@@ -109,6 +110,45 @@ impl BusConfig {
         self.detection_delay = d;
         self
     }
+}
+
+/// An application-facing event the bus saw while
+/// [`Bus::set_observing`] was on: what a test harness needs to check a run
+/// against a model (the chaos sweep's acknowledged history and delivery
+/// log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Observation {
+    /// Node `at`, in its life `incarnation`, emitted
+    /// [`Event::Delivered`] for `id`.
+    Delivered {
+        /// The node that delivered.
+        at: Id,
+        /// Its incarnation (bumped at every crash).
+        incarnation: u32,
+        /// The broadcast.
+        id: BroadcastId<Id>,
+    },
+    /// Node `at` emitted [`Event::PutDurable`]: the put or delete is
+    /// acknowledged.
+    PutDurable {
+        /// The node that coordinated the write.
+        at: Id,
+        /// The id its `put` or `delete` returned.
+        put: PutId,
+    },
+    /// Node `at` persisted the removal of a key: it garbage-collected the
+    /// object it had stored there, `object` (encoded, as persisted).
+    Collected {
+        /// The node that collected.
+        at: Id,
+        /// The key's full prefix.
+        prefix: FullPrefix,
+        /// The key.
+        key: Bytes,
+        /// The object it held until then.
+        object: Bytes,
+    },
 }
 
 /// The peers a node has an established link with, sorted: every delivered
@@ -218,6 +258,8 @@ pub struct Bus {
     /// Broadcast frames (Plumtree and metadata) queued and not yet handled.
     broadcast_in_flight: usize,
     metrics: Metrics,
+    /// What the nodes emitted, while observing.
+    observations: Option<Vec<Observation>>,
     /// Malformed frames refused by receivers (each closes its link).
     pub refused_frames: u64,
     /// Frames lost to the drop probability.
@@ -245,6 +287,7 @@ impl Bus {
             busy: 0,
             broadcast_in_flight: 0,
             metrics: Metrics::default(),
+            observations: None,
             refused_frames: 0,
             dropped_frames: 0,
             lost_frames: 0,
@@ -356,6 +399,23 @@ impl Bus {
     /// The metrics collector, to [`clear`](Metrics::clear) it in long runs.
     pub fn metrics_mut(&mut self) -> &mut Metrics {
         &mut self.metrics
+    }
+
+    /// Turns the observation log on or off (off by default: long
+    /// simulations would fill it). While on, deliveries, durable puts and
+    /// collections are kept until [`Bus::take_observations`].
+    pub fn set_observing(&mut self, on: bool) {
+        self.observations = on.then(Vec::new);
+    }
+
+    /// What was observed since the last call, in order.
+    pub fn take_observations(&mut self) -> Vec<Observation> {
+        self.observations.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Node `id`'s incarnation: how many times it crashed.
+    pub fn incarnation(&self, id: Id) -> Option<u32> {
+        self.slots.get(id as usize).map(|s| s.incarnation)
     }
 
     /// Crashes `id`: its state is gone, its links break, and every peer it
@@ -685,8 +745,22 @@ impl Bus {
             };
             let Some(event) = node.poll_event() else { break };
             match &event {
-                Event::Delivered { id: bid, hops, .. } => self.metrics.delivered(bid, id, *hops, now),
+                Event::Delivered { id: bid, hops, .. } => {
+                    self.metrics.delivered(bid, id, *hops, now);
+                    if let Some(log) = &mut self.observations {
+                        log.push(Observation::Delivered {
+                            at: id,
+                            incarnation: from_inc,
+                            id: bid.clone(),
+                        });
+                    }
+                }
                 Event::Persist(record) => persisted.push(record.clone()),
+                Event::PutDurable(put) => {
+                    if let Some(log) = &mut self.observations {
+                        log.push(Observation::PutDurable { at: id, put: *put });
+                    }
+                }
                 _ => {}
             }
         }
@@ -695,6 +769,16 @@ impl Bus {
             // confirmations release.
             let slot = &mut self.slots[id as usize];
             for record in &persisted {
+                if let (None, Some(log)) = (&record.object, &mut self.observations) {
+                    if let Some(object) = slot.disk.get(&record.prefix, &record.key) {
+                        log.push(Observation::Collected {
+                            at: id,
+                            prefix: record.prefix.clone(),
+                            key: record.key.clone(),
+                            object: object.clone(),
+                        });
+                    }
+                }
                 slot.disk.apply(record);
             }
             if let Some(node) = slot.node.as_mut() {

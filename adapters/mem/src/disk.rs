@@ -33,6 +33,11 @@ impl Disk {
         }
     }
 
+    /// The object stored under `(prefix, key)`.
+    pub fn get(&self, prefix: &FullPrefix, key: &[u8]) -> Option<&Bytes> {
+        self.objects.get(&(prefix.clone(), Bytes::copy_from_slice(key)))
+    }
+
     /// Keys stored.
     pub fn len(&self) -> usize {
         self.objects.len()

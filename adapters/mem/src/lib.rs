@@ -37,11 +37,12 @@
 //! ```
 
 mod bus;
+pub mod chaos;
 mod disk;
 mod metrics;
 pub mod scenarios;
 
-pub use bus::{Bus, BusConfig, BusError, Latency};
+pub use bus::{Bus, BusConfig, BusError, Latency, Observation};
 pub use disk::Disk;
 pub use metrics::{BroadcastReport, Metrics};
 

@@ -30,7 +30,12 @@
 //!   and without anti-entropy: whether every node converges after the last
 //!   heal, how fast, and what anti-entropy costs. Not measured in cycles;
 //!   50 nodes unless `--nodes` says otherwise.
+//! - [`chaos`]: a deterministic fault sweep over many seeds (crashes,
+//!   restarts, partitions, loss, membership changes, writes and broadcasts),
+//!   checked against a model of the acknowledged history; failures are
+//!   listed by seed and invariant, and shrunk.
 
+pub mod chaos;
 pub mod churn;
 mod cluster;
 pub mod compare;
@@ -95,6 +100,10 @@ pub enum Scenario {
     /// sides: convergence after the last heal with and without
     /// anti-entropy, and its cost (50 nodes unless `--nodes` is given).
     Metadata(metadata::MetadataArgs),
+    /// A deterministic fault sweep: one schedule of faults and writes per
+    /// seed, checked against a model of the acknowledged history (7 members
+    /// unless `--nodes` is given). `--seed N --verbose` replays one seed.
+    Chaos(chaos::ChaosArgs),
 }
 
 /// How results are printed on stdout.
@@ -365,10 +374,11 @@ impl SimArgs {
     }
 
     /// The nodes of the cluster to simulate: `--nodes` if given, else the
-    /// scenario's default (10,000; 50 for `metadata`).
+    /// scenario's default (10,000; 50 for `metadata`; 7 for `chaos`).
     pub fn nodes(&self) -> u64 {
         self.common.nodes_or(match &self.scenario {
             Some(Scenario::Metadata(_)) => metadata::NODES,
+            Some(Scenario::Chaos(_)) => chaos::NODES,
             _ => NODES,
         })
     }
@@ -383,6 +393,8 @@ pub enum ScenarioReport {
     Broadcast(Report),
     /// `metadata`.
     Metadata(MetadataReport),
+    /// `chaos`.
+    Chaos(chaos::ChaosReport),
 }
 
 impl ScenarioReport {
@@ -391,6 +403,7 @@ impl ScenarioReport {
         match self {
             ScenarioReport::Broadcast(r) => &r.table,
             ScenarioReport::Metadata(r) => &r.table,
+            ScenarioReport::Chaos(r) => &r.table,
         }
     }
 
@@ -399,6 +412,7 @@ impl ScenarioReport {
         match self {
             ScenarioReport::Broadcast(r) => r.summary.wall_ms,
             ScenarioReport::Metadata(r) => r.summary.wall_ms,
+            ScenarioReport::Chaos(r) => r.summary.wall_ms,
         }
     }
 
@@ -406,6 +420,7 @@ impl ScenarioReport {
         match self {
             ScenarioReport::Broadcast(r) => r.summary.wall_ms = ms,
             ScenarioReport::Metadata(r) => r.summary.wall_ms = ms,
+            ScenarioReport::Chaos(r) => r.summary.wall_ms = ms,
         }
     }
 
@@ -415,6 +430,7 @@ impl ScenarioReport {
         match self {
             ScenarioReport::Broadcast(r) => r.deterministic_json(),
             ScenarioReport::Metadata(r) => r.deterministic_json(),
+            ScenarioReport::Chaos(r) => r.deterministic_json(),
         }
     }
 
@@ -425,6 +441,7 @@ impl ScenarioReport {
         match self {
             ScenarioReport::Broadcast(r) => write_out_dir(r, dir),
             ScenarioReport::Metadata(r) => r.write_out_dir(dir),
+            ScenarioReport::Chaos(r) => r.write_out_dir(dir),
         }
     }
 
@@ -432,7 +449,15 @@ impl ScenarioReport {
     pub fn into_broadcast(self) -> Option<Report> {
         match self {
             ScenarioReport::Broadcast(r) => Some(r),
-            ScenarioReport::Metadata(_) => None,
+            ScenarioReport::Metadata(_) | ScenarioReport::Chaos(_) => None,
+        }
+    }
+
+    /// `chaos`'s report, if it is one.
+    pub fn into_chaos(self) -> Option<chaos::ChaosReport> {
+        match self {
+            ScenarioReport::Chaos(r) => Some(r),
+            ScenarioReport::Broadcast(_) | ScenarioReport::Metadata(_) => None,
         }
     }
 
@@ -440,7 +465,7 @@ impl ScenarioReport {
     pub fn into_metadata(self) -> Option<MetadataReport> {
         match self {
             ScenarioReport::Metadata(r) => Some(r),
-            ScenarioReport::Broadcast(_) => None,
+            ScenarioReport::Broadcast(_) | ScenarioReport::Chaos(_) => None,
         }
     }
 }
@@ -463,6 +488,7 @@ pub fn run(args: &SimArgs, progress: &Progress) -> anyhow::Result<ScenarioReport
         Some(Scenario::Churn(a)) => ScenarioReport::Broadcast(churn::run(common, a, progress)?),
         Some(Scenario::Compare(a)) => ScenarioReport::Broadcast(compare::run(common, a, progress)?),
         Some(Scenario::Metadata(a)) => ScenarioReport::Metadata(metadata::run(common, a, progress)?),
+        Some(Scenario::Chaos(a)) => ScenarioReport::Chaos(chaos::run(common, a, progress)?),
     };
     report.set_wall_ms(started.elapsed().as_millis() as u64);
     Ok(report)
@@ -477,6 +503,7 @@ pub fn total_work(args: &SimArgs) -> u64 {
         Some(Scenario::Churn(a)) => a.work(),
         Some(Scenario::Compare(a)) => a.work(),
         Some(Scenario::Metadata(a)) => a.work(),
+        Some(Scenario::Chaos(a)) => a.work(),
     }
 }
 
