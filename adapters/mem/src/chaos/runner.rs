@@ -8,7 +8,7 @@ use crate::bus::Observation;
 use crate::{Bus, BusConfig, Id, Latency};
 use bytes::Bytes;
 use epidemic_core::Duration;
-use epidemic_core::metadata::{FullPrefix, Object, PutId, Read};
+use epidemic_core::metadata::{Actor, FullPrefix, Object, PutId, Read};
 use epidemic_core::node::{BroadcastId, Config};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -126,7 +126,7 @@ pub fn run<'a>(schedule: &'a Schedule, trace: Option<&'a mut dyn FnMut(&str)>) -
 
 /// A read kept for a stale-context write: its key, the read (its context
 /// stays opaque), and the writes it showed.
-type Kept = (usize, Read<Id>, BTreeSet<usize>);
+type Kept = (usize, Read<Actor<Id>>, BTreeSet<usize>);
 
 struct Runner<'a> {
     schedule: &'a Schedule,
