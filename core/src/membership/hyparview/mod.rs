@@ -15,6 +15,9 @@
 //! | tried set | passive peers already asked in this repair round | passive view | §4.3 |
 //! | pending join | the contact given to [`HyParView::join`], until it answers | one | §4.2 |
 //! | outstanding shuffle | the entries sent in our last shuffle, until its reply | 1 + ka + kp | §4.4 |
+//! | lost peers | peers lost to a link failure, for reconnection | [`Config::lost_capacity`] | not in the paper |
+//! | probe | one high-priority `Neighbor` to a lost or passive peer, with a deadline | one | not in the paper |
+//! | suspicion | familiar and unfamiliar shuffle replies in a row; latest shuffle origins and repliers | two counters; passive view | not in the paper |
 //!
 //! A node never appears in its own views, a peer is never in both views,
 //! and neither view ever exceeds its capacity.
@@ -25,7 +28,7 @@
 //! |---|---|---|---|
 //! | [`Join`](Message::Join) | a new node, to its contact | the contact connects to the joiner (evicting a random neighbor if full) and sends `ForwardJoin` to its other neighbors | §4.2 |
 //! | [`ForwardJoin`](Message::ForwardJoin) | a random walk of length ARWL | at ttl 0, or at a node with at most one neighbor, the node connects to the joiner; at ttl PRWL the joiner enters the passive view | §4.2 |
-//! | [`Neighbor`](Message::Neighbor) | a node repairing its active view | `High` is always accepted, `Low` only if the receiver's active view has room | §4.3 |
+//! | [`Neighbor`](Message::Neighbor) | a node repairing its active view, or probing (below) | `High` is always accepted, `Low` only if the receiver's active view has room | §4.3 |
 //! | [`NeighborReply`](Message::NeighborReply) | the receiver of `Neighbor` | on accept, the requester connects; on refusal it asks another passive peer | §4.3 |
 //! | [`Connect`](Message::Connect) | a node that made the receiver its neighbor | the receiver makes the sender its neighbor, unconditionally | the paper's TCP connection, made explicit |
 //! | [`Disconnect`](Message::Disconnect) | a node dropping a neighbor, or leaving | the receiver drops the sender; keeps it as a passive peer unless it is leaving | §4.2, §4.3 |
@@ -72,13 +75,77 @@
 //! most one eviction. A peer that is really dead costs one probe per shuffle
 //! interval until its retention ends.
 //!
+//! # Closed components (not in the paper)
+//!
+//! The paper's repair assumes that a node short of neighbors will find a
+//! passive peer with room, and that a node with a full view is where it
+//! should be. Growing an overlay by thousands of joins breaks both: every
+//! join evicts somebody, evicted nodes promote whoever has room, and
+//! some end up connected only to each other. `epidemic sim stable` at
+//! 3,000 nodes left a pair, each the other's only neighbor; at 10,000
+//! nodes with latencies of 10–100 ms, a clique of nine whose views were
+//! full of each other, and two more pairs. Nothing got them out:
+//!
+//! - **Short nodes only ask with low priority**, and the paper's full
+//!   nodes refuse every low-priority request (§4.3). The pair kept asking
+//!   its two passive peers, both full, forever.
+//! - **Full nodes never ask.** A clique of `active_view_capacity + 1`
+//!   nodes, each with all the others as neighbors, sends nothing but
+//!   shuffles, and those walk inside the clique. Its members do not even
+//!   learn new peers: each shuffle is answered by a member, out of passive
+//!   views that only hold what the members knew when the clique closed.
+//! - **Nobody outside asks them either.** Outside nodes that still list
+//!   a member as a passive peer are full themselves, or ask with low
+//!   priority and are refused.
+//!
+//! Two mechanisms fix this, both driven by the shuffle tick and both
+//! bounded to one `High` request per node per shuffle interval at most:
+//!
+//! - **Escalation.** A node that ends a repair round (one shuffle interval
+//!   of asking every passive peer) with fewer than half its neighbors
+//!   starts the next round with one `High` request, as the paper does for
+//!   a node with none. Such a node is one or two failures from isolation,
+//!   or stuck in a small component; the eviction it causes at the
+//!   receiver leaves a node in the large overlay one neighbor short, which
+//!   is harmless. This frees the pairs.
+//! - **Suspicion of a closed component.** A shuffle walks
+//!   [`Config::shuffle_ttl`] hops. In a large overlay it almost never ends
+//!   at a neighbor of its origin, and its reply nearly always names a peer
+//!   the origin did not know. In a component of a few nodes it nearly
+//!   always ends at a neighbor; in one of a few dozen, whose members soon
+//!   all know each other, its reply has nothing new to tell. A node whose
+//!   last [`Config::isolation_replies`] shuffle replies were all familiar
+//!   in one of these two ways sends one `High` `Neighbor` to a random
+//!   passive peer that it has not seen lately as the origin or the last
+//!   node of a shuffle (those are inside its component, since shuffles only
+//!   walk along active links; it remembers as many as its passive view
+//!   holds). When that peer accepts, the node connects, dropping a random
+//!   neighbor (which becomes a passive peer) if its view is full: a
+//!   rotation of the active view. A passive peer outside the component
+//!   reconnects it. If no passive peer qualifies, the suspicion stands, and
+//!   the node accepts the next low-priority request from a node not seen
+//!   lately, whatever its view: outside nodes that still list it are its
+//!   way back. Every time it acts, the number of familiar replies needed
+//!   doubles (up to 32 times), so that a cluster that is simply small,
+//!   where every reply is familiar too, rotates less and less; after as
+//!   many unfamiliar replies in a row it returns to the base. This frees
+//!   the cliques, full or not.
+//!
+//! The alternative, periodic rotation of every active view, would break
+//! the cliques too, but it changes links all over a large overlay to fix
+//! a few nodes, and every changed link costs Plumtree a duplicate and a
+//! tree repair. Suspicion costs a stable 10,000-node overlay no link
+//! change once its cliques are gone.
+//!
 //! # Timers
 //!
 //! - **Shuffle**, every [`Config::shuffle_interval`], with a random first
 //!   phase drawn from the seed so that nodes do not shuffle in lockstep
 //!   (§4.4; the paper's simulation is cycle-based). The timer is armed by
 //!   the first input that carries a `now`. On each tick, a node whose active
-//!   view is below capacity also starts a new repair round (see below).
+//!   view is below capacity also starts a new repair round (see below), and
+//!   one left with fewer than half its neighbors escalates (see "Closed
+//!   components").
 //! - **Neighbor request deadline**, [`Config::neighbor_timeout`] after each
 //!   `Neighbor` is sent. A request that expires counts as a failure: the
 //!   peer leaves the passive view and the next candidate is asked.
@@ -226,6 +293,14 @@ pub struct Config {
     /// How long a lost peer is remembered. A partition that lasts longer
     /// heals only through a new join.
     pub lost_retention: Duration,
+    /// How many of its own shuffles in a row must get a familiar reply (from
+    /// a neighbor, or from a passive peer and naming only known peers)
+    /// before a node suspects that its component is closed and probes a
+    /// passive peer with a high-priority `Neighbor` (see "Closed
+    /// components" in the module docs). The threshold doubles after each
+    /// probe, up to 32 times this. Zero turns the check off. Not in the
+    /// paper; default 2.
+    pub isolation_replies: u32,
 }
 
 impl Default for Config {
@@ -269,6 +344,15 @@ impl Default for Config {
             // partitions of a network maintenance window heal by themselves,
             // and the cost of probing peers that really died stays bounded.
             lost_retention: Duration::from_secs(300),
+            // Not in the paper. A shuffle walks 6 hops; in a large random
+            // overlay it ends at a neighbor of its origin about once in
+            // n / active_view_capacity walks, in a closed clique every
+            // time. Two such replies in a row are rare enough at any size
+            // where a split matters (at 1,000 nodes, about once per 40,000
+            // shuffles), and they take two shuffle intervals, so a clique
+            // left by the joins is probed within the three intervals the
+            // simulator settles for.
+            isolation_replies: 2,
         }
     }
 }
@@ -318,6 +402,7 @@ impl fmt::Debug for Config {
             neighbor_timeout,
             lost_capacity,
             lost_retention,
+            isolation_replies,
         } = self;
         f.debug_struct("Config")
             .field("active_view_capacity", active_view_capacity)
@@ -331,6 +416,7 @@ impl fmt::Debug for Config {
             .field("neighbor_timeout", neighbor_timeout)
             .field("lost_capacity", lost_capacity)
             .field("lost_retention", lost_retention)
+            .field("isolation_replies", isolation_replies)
             .finish()
     }
 }
@@ -338,8 +424,10 @@ impl fmt::Debug for Config {
 /// How strongly a `Neighbor` request asks (§4.3).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Priority {
-    /// The requester has no neighbor at all: the receiver accepts, evicting
-    /// a random neighbor if it must.
+    /// The requester has no neighbor at all (§4.3), or too few after a
+    /// whole repair round, or is probing a lost peer or a way out of a
+    /// closed component: the receiver accepts, and evicts a random neighbor
+    /// if it must when the requester connects.
     High,
     /// The receiver accepts only if its active view has room.
     Low,
@@ -504,6 +592,18 @@ pub struct Stats {
     pub reconnects_attempted: u64,
     /// Probes that ended with the lost peer as a neighbor again.
     pub reconnects_succeeded: u64,
+    /// High-priority `Neighbor` requests of a node left with fewer than half
+    /// its active view after a whole repair round (the paper sends `High`
+    /// only from an empty view).
+    pub escalations: u64,
+    /// Probes of a passive peer by a node that suspected its component was
+    /// closed.
+    pub isolation_probes: u64,
+    /// Isolation probes that ended with the passive peer as a neighbor.
+    pub isolation_probes_succeeded: u64,
+    /// Low-priority `Neighbor` requests accepted by a full node because it
+    /// suspected its component was closed.
+    pub isolation_accepts: u64,
 }
 
 /// A neighbor and the id of the link to it.
@@ -533,6 +633,23 @@ struct PendingJoin<I> {
     deadline: Instant,
 }
 
+/// Why a high-priority probe was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeKind {
+    /// To a peer lost to a link failure ("Healing partitions").
+    Lost,
+    /// To a passive peer, from a component suspected closed.
+    Isolation,
+}
+
+/// An outstanding high-priority probe.
+#[derive(Debug, Clone)]
+struct Probe<I> {
+    contact: I,
+    deadline: Instant,
+    kind: ProbeKind,
+}
+
 /// One node's HyParView state machine. See the [module docs](self).
 ///
 /// Drive it like every state machine in the core: feed inputs
@@ -557,8 +674,13 @@ pub struct HyParView<I: Identity> {
     next_shuffle: Option<Instant>,
     /// Peers lost to link failures, oldest first, for reconnection.
     lost: VecDeque<Lost<I>>,
-    /// The lost peer being probed, and when the probe expires.
-    probe: Option<PendingJoin<I>>,
+    /// The peer being probed, why, and when the probe expires.
+    probe: Option<Probe<I>>,
+    /// The next repair round starts with a `High` request: set on a shuffle
+    /// tick that finds the active view below half its capacity.
+    escalate: bool,
+    /// Closed-component suspicion (see "Closed components").
+    isolation: isolation::Suspicion<I>,
     left: bool,
     transmits: VecDeque<(I, Message<I>)>,
     events: VecDeque<Event<I>>,
@@ -585,6 +707,8 @@ impl<I: Identity> HyParView<I> {
             next_shuffle: None,
             lost: VecDeque::new(),
             probe: None,
+            escalate: false,
+            isolation: isolation::Suspicion::default(),
             left: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -705,6 +829,9 @@ impl<I: Identity> HyParView<I> {
         self.joining = None;
         self.shuffle_sent = None;
         self.next_shuffle = None;
+        self.probe = None;
+        self.escalate = false;
+        self.isolation = isolation::Suspicion::default();
         self.left = true;
     }
 
@@ -752,7 +879,7 @@ impl<I: Identity> HyParView<I> {
             Message::Connect { link } => self.on_connect(from, link),
             Message::Disconnect { link, leaving } => self.on_disconnect(from, link, leaving),
             Message::Shuffle { origin, ttl, nodes } => self.on_shuffle(from, origin, ttl, nodes),
-            Message::ShuffleReply { nodes } => self.on_shuffle_reply(nodes),
+            Message::ShuffleReply { nodes } => self.on_shuffle_reply(now, from, nodes),
         }
         self.refill(now);
     }
@@ -812,8 +939,11 @@ impl<I: Identity> HyParView<I> {
             self.joining = None;
             self.stats.join_failures += 1;
         }
-        if self.probe.as_ref().is_some_and(|p| p.deadline <= now) {
-            self.probe = None;
+        if let Some(probe) = self.probe.take_if(|p| p.deadline <= now) {
+            if probe.kind == ProbeKind::Isolation {
+                // No answer in time: treat it as down (§4.3).
+                self.remove_passive(&probe.contact);
+            }
         }
         if self.next_shuffle.is_some_and(|t| t <= now) {
             self.next_shuffle = Some(now + self.shuffle_interval());
@@ -823,6 +953,10 @@ impl<I: Identity> HyParView<I> {
                 // A new repair round: refusals of the last one may no longer hold.
                 self.tried.clear();
             }
+            // A whole round of low-priority requests left the node with
+            // fewer than half its neighbors: the next round insists (see
+            // "Closed components").
+            self.escalate = self.very_short();
         }
         self.refill(now);
     }
@@ -925,14 +1059,23 @@ impl<I: Identity> HyParView<I> {
         // its side, no need to probe it from ours.
         self.lost.retain(|l| l.peer != from);
         let capacity = self.config.active_view_capacity;
-        let accepted =
+        let mut accepted =
             self.is_active(&from) || (capacity > 0 && (priority == Priority::High || self.active.len() < capacity));
+        if !accepted && capacity > 0 && self.suspects_closed() && self.maybe_outside(&from) {
+            // A stranger asks while we suspect our component is closed and
+            // have no passive peer left to probe: it is a way out.
+            self.accept_as_way_out();
+            accepted = true;
+        }
         self.send(from, Message::NeighborReply { accepted });
     }
 
     fn on_neighbor_reply(&mut self, from: I, accepted: bool) {
-        if self.probe.as_ref().is_some_and(|p| p.contact == from) {
-            self.probe = None;
+        if let Some(probe) = self.probe.take_if(|p| p.contact == from) {
+            if probe.kind == ProbeKind::Isolation {
+                self.on_isolation_reply(from, accepted);
+                return;
+            }
             if accepted && !self.is_active(&from) {
                 // The lost peer is back: it may be the only bridge to a
                 // healed partition, so it gets a slot even if the view is
@@ -1030,6 +1173,7 @@ impl<I: Identity> HyParView<I> {
             self.stats.names_self += 1;
             return;
         }
+        self.seen_in_component(&origin);
         let ttl = ttl.min(self.config.shuffle_ttl);
         if ttl > 0 && self.active.len() > 1 {
             let next = pick(
@@ -1057,9 +1201,13 @@ impl<I: Identity> HyParView<I> {
         self.merge_passive(&nodes, &reply);
     }
 
-    fn on_shuffle_reply(&mut self, nodes: Vec<I>) {
+    fn on_shuffle_reply(&mut self, now: Instant, from: I, nodes: Vec<I>) {
         match self.shuffle_sent.take() {
-            Some(sent) => self.merge_passive(&nodes, &sent),
+            Some(sent) => {
+                // Before the merge, which may bring the replier in.
+                self.observe_shuffle_reply(now, &from, &nodes);
+                self.merge_passive(&nodes, &sent);
+            }
             None => self.stats.unexpected += 1,
         }
     }
@@ -1133,9 +1281,10 @@ impl<I: Identity> HyParView<I> {
         };
         let Some(lost) = self.lost.remove(i) else { return };
         self.stats.reconnects_attempted += 1;
-        self.probe = Some(PendingJoin {
+        self.probe = Some(Probe {
             contact: lost.peer.clone(),
             deadline: now + self.config.neighbor_timeout,
+            kind: ProbeKind::Lost,
         });
         // Put it back at the end: if the probe fails it is probed again on a
         // later tick, until its retention ends.
@@ -1157,7 +1306,12 @@ impl<I: Identity> HyParView<I> {
             let Some(peer) = pick(&mut self.rng, self.passive.iter().filter(|p| !self.tried.contains(p))) else {
                 break;
             };
-            let priority = if self.active.is_empty() && self.pending.iter().all(|p| p.priority == Priority::Low) {
+            let insist = self.active.is_empty() || (self.escalate && self.very_short());
+            let priority = if insist && self.pending.iter().all(|p| p.priority == Priority::Low) {
+                if !self.active.is_empty() {
+                    self.stats.escalations += 1;
+                }
+                self.escalate = false;
                 Priority::High
             } else {
                 Priority::Low
@@ -1352,5 +1506,6 @@ fn sample<I>(rng: &mut Rng, mut pool: Vec<I>, k: usize) -> Vec<I> {
     pool
 }
 
+mod isolation;
 #[cfg(test)]
 mod tests;
