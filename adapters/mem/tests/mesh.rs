@@ -100,3 +100,41 @@ fn a_crashed_member_stays_a_member_and_is_reached_again_after_restart() {
     let m = measure(&mut bus, 4);
     assert_eq!(m.reliability, 100.0, "a restarted node's broadcasts are delivered");
 }
+
+/// Every member is in some peer's eager or lazy set for every root, so
+/// every broadcast reaches every member, including from a member the
+/// operator adds later. With the lazy set capped at one (Riak's fanout) and
+/// eager sets sampled at random, a member could be in nobody's sets for a
+/// root and never hear that root's broadcasts (the chaos sweep's seed 25:
+/// 7 members, add member 8 via 4, node 0 misses every broadcast of 8).
+#[test]
+fn every_member_hears_every_root_including_an_added_one() {
+    let mut missed = Vec::new();
+    for seed in 0..24u64 {
+        let n = 7 + (seed % 4) as usize;
+        let mut bus = Bus::new(BusConfig::default().with_seed(900 + seed));
+        // Room for one more than the starting members.
+        bus.add_nodes(n + 1, &Config::mesh(n));
+        for id in 1..n as u32 {
+            bus.join(id, [0]);
+        }
+        bus.run_for(Duration::from_secs(30));
+        let added = n as u32;
+        bus.with_node(0, |node, now| node.add_member(now, added));
+        bus.join(added, [(seed % n as u64) as u32]);
+        bus.run_for(Duration::from_secs(30));
+        for origin in 0..=added {
+            for _ in 0..3 {
+                let m = measure(&mut bus, origin);
+                if m.reliability < 100.0 {
+                    missed.push((seed, origin, m.reliability));
+                }
+                assert_eq!(m.duplicates, 0);
+            }
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "(seed, origin, reliability) short of 100%: {missed:?}"
+    );
+}

@@ -25,7 +25,8 @@
 //!   set of eagerPushPeers", as Riak quotes it). In full-mesh mode the eager
 //!   set starts capped at [`Config::initial_eager_fanout`] (Riak's
 //!   `ln(n) + 1`), kept a uniform random sample of the neighbours, and the
-//!   rest start lazy, up to [`Config::initial_lazy_fanout`] (Riak: one).
+//!   rest start lazy, up to [`Config::initial_lazy_fanout`] (Riak: one;
+//!   [`Config::mesh`] makes them all lazy, and says why).
 //! - **Per-root sets** (Riak's sender-based trees). The paper builds one
 //!   shared tree and measures what that costs other senders (last delivery
 //!   hop ≈17–18 against ≈8–9). With [`TreeMode::PerRoot`] each

@@ -146,7 +146,7 @@ fn full_mesh_with_riak_fanout() {
     let config = Config::mesh(n as usize);
     assert_eq!(
         (config.initial_eager_fanout, config.initial_lazy_fanout),
-        (Some(5), Some(1))
+        (Some(5), None)
     );
     let mut net = Net::complete(n, &config, 6);
     let initial = net.nodes.iter().map(|n| n.eager_peers(&0).count()).max().unwrap();

@@ -577,9 +577,16 @@ fn mesh_mode_caps_the_initial_eager_set() {
     assert_eq!(n.config().initial_eager_fanout, Some(4));
     assert_eq!(
         (eager(&n, 0).len(), lazy(&n, 0).len()),
-        (4, 1),
-        "Riak: ln(n)+1 eager, one lazy"
+        (4, 16),
+        "Riak's ln(n)+1 eager; every other neighbour lazy (see Config::mesh)"
     );
+    // A capped lazy set still holds at most its cap.
+    let capped = Config {
+        initial_lazy_fanout: Some(1),
+        ..Config::mesh(21)
+    };
+    let (n, _) = node(capped, &peers);
+    assert_eq!((eager(&n, 0).len(), lazy(&n, 0).len()), (4, 1));
 }
 
 #[test]
