@@ -8,11 +8,13 @@
 //! `(node, incarnation, epoch)`, each of them ended with the acknowledged
 //! write gone from every node.
 
+mod common;
+
 use bytes::Bytes;
 use epidemic_core::Duration;
 use epidemic_core::metadata::{Context, FullPrefix, Read};
 use epidemic_core::node::Config;
-use epidemic_mem::{Bus, BusConfig, Id};
+use epidemic_mem::{Bus, Id};
 
 fn prefix() -> FullPrefix {
     FullPrefix::new("dots", "keys")
@@ -22,13 +24,7 @@ const KEY: &[u8] = b"k";
 
 /// `n` settled mesh nodes.
 fn mesh(n: usize, seed: u64, config: &Config) -> Bus {
-    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
-    bus.add_nodes(n, config);
-    for id in 1..n as Id {
-        bus.join(id, [0]);
-    }
-    bus.run_for(Duration::from_secs(30));
-    bus
+    common::joined_via_0(n, seed, config)
 }
 
 fn read(bus: &Bus, at: Id) -> Option<Read<epidemic_core::metadata::Actor<Id>>> {

@@ -3,25 +3,21 @@
 //! test is seeded and asserts its outcome; figures are printed, not
 //! asserted.
 
+mod common;
+
 use bytes::Bytes;
 use epidemic_core::Duration;
 use epidemic_core::crdt::OrSwot;
 use epidemic_core::metadata::FullPrefix;
 use epidemic_core::metadata::typed::Typed;
 use epidemic_core::node::Config;
-use epidemic_mem::{Bus, BusConfig, Id};
+use epidemic_mem::{Bus, Id};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// `n` mesh nodes that all joined through node 0 and settled.
 fn mesh(n: usize, seed: u64, config: &Config) -> Bus {
-    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
-    bus.add_nodes(n, config);
-    for id in 1..n as Id {
-        bus.join(id, [0]);
-    }
-    bus.run_for(Duration::from_secs(30));
-    bus
+    common::joined_via_0(n, seed, config)
 }
 
 fn prefix() -> FullPrefix {

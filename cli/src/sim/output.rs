@@ -66,6 +66,16 @@ impl Table {
 
 /// A percentage with two decimals, or three when two would round a
 /// shortfall up to 100.
+/// A report's JSON document without its one nondeterministic field
+/// (`summary.wall_ms`): two runs with the same seed give equal values.
+pub(crate) fn deterministic_json<T: serde::Serialize>(report: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(report).expect("reports serialize");
+    if let Some(summary) = v.get_mut("summary").and_then(|s| s.as_object_mut()) {
+        summary.remove("wall_ms");
+    }
+    v
+}
+
 pub(crate) fn pct(x: f64) -> String {
     let two = format!("{x:.2}");
     if x < 100.0 && two == "100.00" {

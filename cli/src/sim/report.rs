@@ -284,10 +284,6 @@ impl Report {
     /// The JSON document, minus its one nondeterministic field
     /// (`summary.wall_ms`): two runs with the same seed give equal values.
     pub fn deterministic_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).expect("reports serialize");
-        if let Some(summary) = v.get_mut("summary").and_then(|s| s.as_object_mut()) {
-            summary.remove("wall_ms");
-        }
-        v
+        super::output::deterministic_json(self)
     }
 }

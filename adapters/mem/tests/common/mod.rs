@@ -16,6 +16,18 @@ pub(crate) fn overlay(n: usize, seed: u64, config: &Config, settle: Duration) ->
     bus
 }
 
+/// `n` nodes that all joined through node 0, then ran 30 s of virtual time
+/// to settle (the mesh and metadata tests).
+pub(crate) fn joined_via_0(n: usize, seed: u64, config: &Config) -> Bus {
+    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
+    bus.add_nodes(n, config);
+    for id in 1..n as Id {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
+    bus
+}
+
 /// Sum of payload frames sent by every live node so far.
 pub(crate) fn payload_sent(bus: &Bus) -> u64 {
     bus.alive()
