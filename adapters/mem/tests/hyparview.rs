@@ -172,3 +172,92 @@ proptest! {
         assert_one_component(n, seed, if ranged { RANGED } else { FIXED }, 6);
     }
 }
+
+/// A small cluster as `epidemic sim chaos` runs it: HyParView sized for
+/// seven nodes (an active view of three), failures detected at once.
+fn small_bus(seed: u64, n: usize) -> Bus {
+    let hv = hyparview::Config::for_cluster_size(7);
+    let config = Config::default().with_membership(MembershipConfig::HyParView(hv));
+    let mut bus = Bus::new(
+        BusConfig::default()
+            .with_seed(seed)
+            .with_latency(FIXED)
+            .with_detection_delay(Duration::ZERO),
+    );
+    bus.add_nodes(n, &config);
+    bus
+}
+
+fn assert_connected(bus: &Bus, what: &str) {
+    let components = bus.components();
+    assert_eq!(
+        components.len(),
+        1,
+        "{what}: islands (id, active, passive) {:?}",
+        islands(&components, bus)
+    );
+}
+
+/// A node whose only contact is crashed when it joins retries, with
+/// backoff, and gets in once the contact is back.
+#[test]
+fn a_joiner_whose_contact_is_down_retries_until_it_is_back() {
+    let mut bus = small_bus(1, 6);
+    for id in 1..5 {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
+    bus.crash(4);
+    bus.join(5, [4]);
+    bus.run_for(Duration::from_secs(60));
+    assert!(bus.node(5).unwrap().active_view().is_empty(), "nobody to join yet");
+    bus.restart(4, [0]);
+    bus.run_for(Duration::from_secs(120));
+    assert_connected(&bus, "after the contact came back");
+    assert!(!bus.node(5).unwrap().active_view().is_empty());
+}
+
+/// A contact that has left answers `Disconnect { leaving }`; the joiner
+/// tries again later and gets in once the contact has joined again.
+#[test]
+fn a_joiner_refused_by_a_contact_that_left_retries_after_it_returns() {
+    let mut bus = small_bus(2, 6);
+    for id in 1..5 {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
+    bus.with_node(4, |n, now| n.leave(now));
+    bus.run_for(Duration::from_secs(1));
+    bus.join(5, [4]);
+    bus.run_for(Duration::from_secs(60));
+    assert!(bus.node(5).unwrap().active_view().is_empty(), "refused so far");
+    bus.join(4, [0]);
+    bus.run_for(Duration::from_secs(120));
+    assert_connected(&bus, "after the contact joined again");
+}
+
+/// The shape of `epidemic sim chaos --seed 28`: two nodes that met while
+/// partitioned from the rest, each the other's only neighbor, with empty
+/// passive views. Once the partition heals, the one with a contact on the
+/// other side rejoins through it.
+#[test]
+fn a_pair_isolated_together_with_empty_passive_views_rejoins_after_a_heal() {
+    let mut bus = small_bus(3, 7);
+    for id in 1..5 {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
+    bus.partition(|id| u32::from(id >= 5));
+    bus.join(5, [0]);
+    bus.run_for(Duration::from_secs(10));
+    bus.join(6, [5]);
+    bus.run_for(Duration::from_secs(10));
+    for (a, b) in [(5, 6), (6, 5)] {
+        let node = bus.node(a).unwrap();
+        assert_eq!(node.active_view(), [b], "node {a}");
+        assert!(node.passive_view().is_empty(), "node {a}");
+    }
+    bus.heal();
+    bus.run_for(Duration::from_secs(300));
+    assert_connected(&bus, "300 s after the heal");
+}

@@ -13,7 +13,8 @@
 //! | passive view | backup peers, candidates to replace a failed neighbor | [`Config::passive_view_capacity`] | §4.1, §4.4 |
 //! | pending neighbor requests | passive peers asked to become neighbors, with a deadline | free active slots | §4.3 |
 //! | tried set | passive peers already asked in this repair round | passive view | §4.3 |
-//! | pending join | the contact given to [`HyParView::join`], until it answers | one | §4.2 |
+//! | pending join | the contact given to [`HyParView::join`] (or retried), until it answers | one | §4.2 |
+//! | join contacts | contacts given to [`HyParView::join`], for rejoining; a cursor; the backoff; the retry deadline; stranded ticks in a row | [`Config::join_contacts`] | §4.2's "joins again", made concrete |
 //! | outstanding shuffle | the entries sent in our last shuffle, until its reply | 1 + ka + kp | §4.4 |
 //! | lost peers | peers lost to a link failure, for reconnection | [`Config::lost_capacity`] | not in the paper |
 //! | probe | one high-priority `Neighbor` to a lost or passive peer, with a deadline | one | not in the paper |
@@ -137,6 +138,39 @@
 //! tree repair. Suspicion costs a stable 10,000-node overlay no link
 //! change once its cliques are gone.
 //!
+//! # Rejoining (the paper's "joins again", made concrete)
+//!
+//! The paper has a node whose active view empties join again (§4.2) but
+//! says nothing of a join that is lost. `epidemic sim chaos` found nodes
+//! cut off for good: a node restarted through a contact that was crashed
+//! or partitioned away at the time never got a neighbor, and two nodes
+//! that met while partitioned (each the other's only neighbor, both
+//! passive views emptied by failed repairs) stayed a pair after the heal.
+//! So:
+//!
+//! - **Contacts are remembered.** Every contact given to
+//!   [`HyParView::join`] is kept, up to [`Config::join_contacts`] (oldest
+//!   forgotten first).
+//! - **A failed join is retried.** A join fails when its deadline passes
+//!   unanswered, when the contact refuses (`Disconnect` with no link) or
+//!   is leaving (`Disconnect { leaving }`), or when its link goes down.
+//!   The node then arms a retry after a backoff that starts at
+//!   [`Config::neighbor_timeout`] and doubles up to
+//!   [`Config::join_retry_max`], each wait drawn between half and all of
+//!   the backoff from the seeded rng. When the retry is due and the node
+//!   still has no neighbor, it sends `Join` to the next remembered contact
+//!   (round robin). A shuffle tick that finds the active view empty arms a
+//!   retry too. A join answered by its contact resets the backoff.
+//! - **A stranded node rejoins.** A shuffle tick that ends a repair round
+//!   with fewer than half the neighbors and every passive peer already
+//!   asked (or none) counts as stranded. After three stranded ticks in a
+//!   row the node sends `Join` to its next contact that is not a neighbor
+//!   (a join through a neighbor would bring nobody new), then counts
+//!   again. This frees a pair whose passive views hold nothing: the
+//!   contact connects to the joiner and its `ForwardJoin` walk brings more
+//!   neighbors from the large overlay. It costs at most one `Join` per
+//!   three shuffle intervals, and only to nodes already short of neighbors.
+//!
 //! # Timers
 //!
 //! - **Shuffle**, every [`Config::shuffle_interval`], with a random first
@@ -149,9 +183,13 @@
 //! - **Neighbor request deadline**, [`Config::neighbor_timeout`] after each
 //!   `Neighbor` is sent. A request that expires counts as a failure: the
 //!   peer leaves the passive view and the next candidate is asked.
-//! - **Join deadline**, the same timeout for the pending join. It only ends
-//!   the pending state ([`HyParView::joining`]) and counts a failure; the
-//!   caller decides whether to try another contact.
+//! - **Join deadline**, the same timeout for the pending join. It ends the
+//!   pending state ([`HyParView::joining`]), counts a failure and arms the
+//!   join retry (see "Rejoining"); the caller may also try another contact.
+//! - **Join retry**, after a jittered exponential backoff from
+//!   [`Config::neighbor_timeout`] up to [`Config::join_retry_max`]; sends
+//!   `Join` to the next remembered contact if the node still has no
+//!   neighbor (see "Rejoining").
 //!
 //! # Failure detection and repair
 //!
@@ -301,6 +339,15 @@ pub struct Config {
     /// probe, up to 32 times this. Zero turns the check off. Not in the
     /// paper; default 2.
     pub isolation_replies: u32,
+    /// How many join contacts a node remembers for rejoining (see
+    /// "Rejoining" in the module docs): those given to
+    /// [`HyParView::join`], the oldest forgotten first. Zero turns
+    /// rejoining off. Not in the paper; default 4.
+    pub join_contacts: usize,
+    /// The longest wait between two join retries. Retries start
+    /// [`neighbor_timeout`](Self::neighbor_timeout) after a failed join
+    /// and double up to this, with jitter. Not in the paper; default 40 s.
+    pub join_retry_max: Duration,
 }
 
 impl Default for Config {
@@ -353,6 +400,15 @@ impl Default for Config {
             // left by the joins is probed within the three intervals the
             // simulator settles for.
             isolation_replies: 2,
+            // Not in the paper, which only says that a node whose active
+            // view is empty joins again. A few contacts are enough for one
+            // of them to be up; four is what a seed-node list usually has.
+            join_contacts: 4,
+            // Not in the paper. Four shuffle intervals: a node cut off by a
+            // partition or a crashed contact retries about once per 40 s at
+            // worst, well within `lost_retention`, and a cluster of nodes
+            // waiting for a dead contact costs one `Join` each per period.
+            join_retry_max: Duration::from_secs(40),
         }
     }
 }
@@ -403,6 +459,8 @@ impl fmt::Debug for Config {
             lost_capacity,
             lost_retention,
             isolation_replies,
+            join_contacts,
+            join_retry_max,
         } = self;
         f.debug_struct("Config")
             .field("active_view_capacity", active_view_capacity)
@@ -417,6 +475,8 @@ impl fmt::Debug for Config {
             .field("lost_capacity", lost_capacity)
             .field("lost_retention", lost_retention)
             .field("isolation_replies", isolation_replies)
+            .field("join_contacts", join_contacts)
+            .field("join_retry_max", join_retry_max)
             .finish()
     }
 }
@@ -604,6 +664,12 @@ pub struct Stats {
     /// Low-priority `Neighbor` requests accepted by a full node because it
     /// suspected its component was closed.
     pub isolation_accepts: u64,
+    /// Joins sent again by the node itself, through a remembered contact
+    /// (see "Rejoining").
+    pub rejoins: u64,
+    /// Of those, joins of a node stranded with too few neighbors and no
+    /// passive peer to ask.
+    pub stranded_rejoins: u64,
 }
 
 /// A neighbor and the id of the link to it.
@@ -681,6 +747,8 @@ pub struct HyParView<I: Identity> {
     escalate: bool,
     /// Closed-component suspicion (see "Closed components").
     isolation: isolation::Suspicion<I>,
+    /// Join contacts and retries (see "Rejoining").
+    rejoin: rejoin::Rejoin<I>,
     left: bool,
     transmits: VecDeque<(I, Message<I>)>,
     events: VecDeque<Event<I>>,
@@ -709,6 +777,7 @@ impl<I: Identity> HyParView<I> {
             probe: None,
             escalate: false,
             isolation: isolation::Suspicion::default(),
+            rejoin: rejoin::Rejoin::default(),
             left: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -784,14 +853,18 @@ impl<I: Identity> HyParView<I> {
 
     // ----- commands -----
 
-    /// Joins the cluster through `contact` by sending it `Join` (§4.2).
+    /// Joins the cluster through `contact` by sending it `Join` (§4.2),
+    /// and remembers `contact` for rejoining (see "Rejoining" in the
+    /// module docs).
     ///
     /// The contact and the nodes where its `ForwardJoin` walks end connect
     /// to this node, and each becomes a neighbor. If the contact is down
     /// (reported through [`handle_link_down`](Self::handle_link_down)),
     /// refuses, or is silent for [`Config::neighbor_timeout`],
     /// [`joining`](Self::joining) goes back to `None` with no neighbor
-    /// added: try another contact. Joining again after
+    /// added, and the node retries by itself later through its remembered
+    /// contacts while it has no neighbor; the caller may also try another
+    /// contact at once. Joining again after
     /// [`leave`](Self::leave) is allowed.
     pub fn join(&mut self, now: Instant, contact: I) {
         if contact == self.me {
@@ -800,11 +873,8 @@ impl<I: Identity> HyParView<I> {
         }
         self.left = false;
         self.arm_shuffle(now);
-        self.joining = Some(PendingJoin {
-            contact: contact.clone(),
-            deadline: now + self.config.neighbor_timeout,
-        });
-        self.send(contact, Message::Join);
+        self.remember_contact(&contact);
+        self.send_join(now, contact);
     }
 
     /// Leaves the cluster: tells every neighbor with `Disconnect { leaving:
@@ -832,6 +902,7 @@ impl<I: Identity> HyParView<I> {
         self.probe = None;
         self.escalate = false;
         self.isolation = isolation::Suspicion::default();
+        self.rejoin = rejoin::Rejoin::default();
         self.left = true;
     }
 
@@ -877,7 +948,7 @@ impl<I: Identity> HyParView<I> {
             Message::Neighbor { priority } => self.on_neighbor(from, priority),
             Message::NeighborReply { accepted } => self.on_neighbor_reply(from, accepted),
             Message::Connect { link } => self.on_connect(from, link),
-            Message::Disconnect { link, leaving } => self.on_disconnect(from, link, leaving),
+            Message::Disconnect { link, leaving } => self.on_disconnect(now, from, link, leaving),
             Message::Shuffle { origin, ttl, nodes } => self.on_shuffle(from, origin, ttl, nodes),
             Message::ShuffleReply { nodes } => self.on_shuffle_reply(now, from, nodes),
         }
@@ -911,8 +982,7 @@ impl<I: Identity> HyParView<I> {
         }
         self.remove_passive(peer);
         if self.joining.as_ref().is_some_and(|j| j.contact == *peer) {
-            self.joining = None;
-            self.stats.join_failures += 1;
+            self.join_failed(now);
         }
         self.refill(now);
     }
@@ -936,9 +1006,9 @@ impl<I: Identity> HyParView<I> {
             self.remove_passive(&peer);
         }
         if self.joining.as_ref().is_some_and(|j| j.deadline <= now) {
-            self.joining = None;
-            self.stats.join_failures += 1;
+            self.join_failed(now);
         }
+        self.on_rejoin_timer(now);
         if let Some(probe) = self.probe.take_if(|p| p.deadline <= now) {
             if probe.kind == ProbeKind::Isolation {
                 // No answer in time: treat it as down (§4.3).
@@ -949,6 +1019,9 @@ impl<I: Identity> HyParView<I> {
             self.next_shuffle = Some(now + self.shuffle_interval());
             self.start_shuffle();
             self.start_probe(now);
+            // Before `tried` is cleared: it tells whether every passive
+            // peer was asked in the round that ends.
+            self.rejoin_tick(now);
             if self.active.len() < self.config.active_view_capacity {
                 // A new repair round: refusals of the last one may no longer hold.
                 self.tried.clear();
@@ -972,7 +1045,12 @@ impl<I: Identity> HyParView<I> {
         let pending = self.pending.iter().map(|p| p.deadline);
         let join = self.joining.as_ref().map(|j| j.deadline);
         let probe = self.probe.as_ref().map(|p| p.deadline);
-        pending.chain(join).chain(probe).chain(self.next_shuffle).min()
+        pending
+            .chain(join)
+            .chain(probe)
+            .chain(self.rejoin.retry_at)
+            .chain(self.next_shuffle)
+            .min()
     }
 
     /// The next message to send, with its addressee.
@@ -1107,7 +1185,7 @@ impl<I: Identity> HyParView<I> {
 
     fn on_connect(&mut self, from: I, link: u64) {
         if self.joining.as_ref().is_some_and(|j| j.contact == from) {
-            self.joining = None;
+            self.join_answered();
         }
         self.remove_pending(&from);
         match self.active.iter_mut().find(|l| l.peer == from) {
@@ -1139,7 +1217,7 @@ impl<I: Identity> HyParView<I> {
         }
     }
 
-    fn on_disconnect(&mut self, from: I, link: Option<u64>, leaving: bool) {
+    fn on_disconnect(&mut self, now: Instant, from: I, link: Option<u64>, leaving: bool) {
         let closed = link.is_some() && link == self.link(&from);
         if closed {
             self.remove_active(&from);
@@ -1151,8 +1229,7 @@ impl<I: Identity> HyParView<I> {
             self.stats.promotions_refused += 1;
         }
         if self.joining.as_ref().is_some_and(|j| j.contact == from) && (link.is_none() || leaving) {
-            self.joining = None;
-            self.stats.join_failures += 1;
+            self.join_failed(now);
         }
         if leaving {
             self.remove_passive(&from);
@@ -1388,7 +1465,7 @@ impl<I: Identity> HyParView<I> {
         self.stats.neighbor_up += 1;
         self.events.push_back(Event::NeighborUp(peer.clone()));
         if self.joining.as_ref().is_some_and(|j| j.contact == peer) {
-            self.joining = None;
+            self.join_answered();
         }
         if self.active.len() >= capacity {
             // The repair round is over.
@@ -1507,5 +1584,6 @@ fn sample<I>(rng: &mut Rng, mut pool: Vec<I>, k: usize) -> Vec<I> {
 }
 
 mod isolation;
+mod rejoin;
 #[cfg(test)]
 mod tests;
