@@ -81,7 +81,14 @@ impl<I: Identity> Replica<I> {
     }
 
     /// A random peer, preferring those outside the eager and lazy sets of
-    /// this node's own broadcast tree; never one already in an exchange.
+    /// this node's own broadcast tree (every other exchange, when there are
+    /// some); never one already in an exchange.
+    ///
+    /// Only a preference: every known peer keeps a chance. Picking only
+    /// outside the tree can pair a node for good with the one peer there
+    /// that is as stale as itself (a HyParView passive view of one), and
+    /// the two then never converge with the rest (the chaos sweep's seed
+    /// 86: two nodes missing one sibling after 300 s).
     fn pick_peer(&mut self, peers: &Peers<'_, I>) -> Option<I> {
         let me = &self.core.me;
         let mut candidates: Vec<&I> = peers
@@ -95,7 +102,8 @@ impl<I: Identity> Replica<I> {
         let in_tree =
             |p: &I| self.plumtree.eager_peers(me).any(|q| q == p) || self.plumtree.lazy_peers(me).any(|q| q == p);
         let outside: Vec<&I> = candidates.iter().copied().filter(|p| !in_tree(p)).collect();
-        let pool = if outside.is_empty() { &candidates } else { &outside };
+        let prefer_outside = !outside.is_empty() && rng::index(&mut self.rng, 2) == Some(0);
+        let pool = if prefer_outside { &outside } else { &candidates };
         rng::index(&mut self.rng, pool.len()).map(|i| pool[i].clone())
     }
 
