@@ -17,7 +17,7 @@
 
 use super::output::{self, Table};
 use super::{Common, Progress, parallel, thousands};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use epidemic_mem::chaos::{self, GenOptions, Invariant, Mode, Schedule};
 use serde::Serialize;
@@ -152,10 +152,7 @@ impl ChaosReport {
 
     /// Writes `report.json` and `failures.csv` into `dir`.
     pub fn write_out_dir(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut written = Vec::new();
-        let json = serde_json::to_string_pretty(self).context("serializing the report")? + "\n";
-        output::write(dir, "report.json", &json, &mut written)?;
+        let mut written = output::start_out_dir(dir, self)?;
         let mut csv = String::from("seed,mode,invariant,count,detail\n");
         for f in &self.failures {
             for v in &f.violations {

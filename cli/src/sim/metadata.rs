@@ -24,7 +24,7 @@
 
 use super::output::{self, Table};
 use super::{Common, Progress, SimArgs, parallel, thousands};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, ValueEnum};
 use epidemic_mem::scenarios::{self, MetadataParams};
 use serde::Serialize;
@@ -195,10 +195,7 @@ impl MetadataReport {
     /// row per run) into `dir` (created if missing) and returns the paths
     /// written.
     pub fn write_out_dir(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut written = Vec::new();
-        let json = serde_json::to_string_pretty(self).context("serializing the report")? + "\n";
-        output::write(dir, "report.json", &json, &mut written)?;
+        let mut written = output::start_out_dir(dir, self)?;
         let mut csv = String::from(
             "label,anti_entropy,converged,convergence_ms,exchanges,bytes,broadcast_bytes,repaired,keys,\
              sibling_keys,divergent_nodes\n",

@@ -143,6 +143,17 @@ fn csv(rows: &[Row]) -> String {
     out
 }
 
+/// Creates `dir` if missing and writes `report.json` (what `--format json`
+/// prints) into it: the start of every scenario's `--out`. Returns the
+/// paths written so far.
+pub(crate) fn start_out_dir<T: serde::Serialize>(dir: &Path, report: &T) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
+    let json = serde_json::to_string_pretty(report).context("serializing the report")? + "\n";
+    write(dir, "report.json", &json, &mut written)?;
+    Ok(written)
+}
+
 /// Writes `contents` to `dir/name` and adds the path to `written`.
 pub(crate) fn write(dir: &Path, name: &str, contents: &str, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let path = dir.join(name);
@@ -164,10 +175,7 @@ pub(crate) fn write(dir: &Path, name: &str, contents: &str, written: &mut Vec<Pa
 /// - `rmr_ldh.svg`: RMR and LDH over cycles (`stable`, `churn`);
 /// - `load.svg`: the distribution of per-node forwarding load.
 pub fn write_out_dir(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut written = Vec::new();
-    let json = serde_json::to_string_pretty(report).context("serializing the report")? + "\n";
-    write(dir, "report.json", &json, &mut written)?;
+    let mut written = start_out_dir(dir, report)?;
     write(dir, "rows.csv", &csv(&report.rows), &mut written)?;
     if !report.cycles.is_empty() {
         write(dir, "cycles.csv", &csv(&report.cycles), &mut written)?;
