@@ -8,9 +8,13 @@
 //!
 //! # State
 //!
-//! - `members`: an [`OrSwot`] of identities, actor = the node that made the
-//!   change. Concurrent adds and removes resolve add-wins, and a stale copy
-//!   never resurrects a removed member.
+//! - `members`: an [`OrSwot`] of identities whose writer is the node that
+//!   made the change *in one life*, a [`Writer`] (identity, incarnation).
+//!   Concurrent adds and removes resolve add-wins, and a stale copy never
+//!   resurrects a removed member. A node restarted without its state starts
+//!   its counter again at 1; as a new writer its adds are new dots, never
+//!   mistaken for the adds of its earlier life that a removal already
+//!   covered.
 //! - `down`: members whose link the driver reported down.
 //! - `neighbors`: `members − {me} − down`, the peers handed to the broadcast
 //!   engine through [`Event::NeighborUp`] and [`Event::NeighborDown`].
@@ -94,9 +98,13 @@ pub enum Message<I: Identity> {
     /// The sender's whole member set.
     State {
         /// The member set.
-        members: OrSwot<I, I>,
+        members: OrSwot<Writer<I>, I>,
     },
 }
+
+/// The writer of a change to the member set: a node in one life (its
+/// identity and incarnation), so that no two lives of a node reuse a dot.
+pub type Writer<I> = (I, u32);
 
 /// A change in the set of reachable members.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,8 +131,9 @@ pub struct Stats {
 /// Full-mesh membership state machine. See the [module docs](self).
 pub struct Mesh<I: Identity> {
     me: I,
+    writer: Writer<I>,
     config: Config,
-    members: OrSwot<I, I>,
+    members: OrSwot<Writer<I>, I>,
     down: BTreeSet<I>,
     neighbors: BTreeSet<I>,
     next_gossip: Option<Instant>,
@@ -135,12 +144,15 @@ pub struct Mesh<I: Identity> {
 }
 
 impl<I: Identity> Mesh<I> {
-    /// A node that is the only member of its own cluster.
-    pub fn new(me: I, config: Config, seed: u64) -> Self {
+    /// A node that is the only member of its own cluster, in life
+    /// `incarnation` (which must grow across restarts that lose the state).
+    pub fn new(me: I, incarnation: u32, config: Config, seed: u64) -> Self {
+        let writer = (me.clone(), incarnation);
         let mut members = OrSwot::new();
-        members.add(me.clone(), me.clone());
+        members.add(writer.clone(), me.clone());
         Mesh {
             me,
+            writer,
             config,
             members,
             down: BTreeSet::new(),
@@ -184,7 +196,7 @@ impl<I: Identity> Mesh<I> {
         if member == self.me || self.members.len() >= self.config.max_members {
             return;
         }
-        self.members.add(self.me.clone(), member.clone());
+        self.members.add(self.writer.clone(), member.clone());
         self.down.remove(&member);
         self.refresh();
         // The new member learns it belongs at once.

@@ -292,7 +292,7 @@ impl<I: Identity> Node<I> {
             MembershipConfig::HyParView(c) => {
                 Membership::HyParView(Box::new(hyparview::HyParView::new(me.clone(), c, seed)))
             }
-            MembershipConfig::Mesh(c) => Membership::Mesh(Box::new(mesh::Mesh::new(me.clone(), c, seed))),
+            MembershipConfig::Mesh(c) => Membership::Mesh(Box::new(mesh::Mesh::new(me.clone(), incarnation, c, seed))),
         };
         Node {
             plumtree: Plumtree::new(me.clone(), plumtree, seed ^ 0x9e37_79b9_7f4a_7c15),
