@@ -93,6 +93,10 @@ fn siblings<I: Ord + Clone>(read: &Read<I>) -> Vec<Sibling> {
 
 /// Chunks that runs are cut into, so the log is absorbed and the state
 /// sampled regularly.
+/// How long an operator waits for a membership command to spread before
+/// issuing it again through another member.
+const COMMAND_WAIT: Duration = Duration::from_secs(2);
+
 const CHUNK: Duration = Duration::from_millis(250);
 
 /// Runs `schedule`; `trace` (if any) hears one line per step and event of
@@ -423,6 +427,7 @@ impl<'a> Runner<'a> {
                 self.status[*node as usize] = Status::Removed;
                 let node = *node;
                 self.bus.with_node(*via, |n, now| n.remove_member(now, node));
+                self.until_acknowledged(node, *via, false);
             }
             Step::Add { node, via } => {
                 let was = self.status.get(*node as usize).copied();
@@ -472,6 +477,45 @@ impl<'a> Runner<'a> {
         }
         self.bus.with_node(via, |n, now| n.add_member(now, node));
         self.status[node as usize] = Status::Up;
+        self.until_acknowledged(node, via, true);
+    }
+
+    /// An operator's membership command returns once a second member holds
+    /// the change, as an acknowledged write does. A change still only in
+    /// `via`'s memory dies with it (membership is not written to disk), so
+    /// the operator waits for it to spread and, if it has not after
+    /// [`COMMAND_WAIT`] (a partition, loss), issues it again through
+    /// another live member. Without this, adding 7 through 6 and crashing 6
+    /// in the same millisecond leaves 7 a member of nobody's cluster: a lost
+    /// command, not a lost write (the sweep's seed 244).
+    fn until_acknowledged(&mut self, member: Id, mut via: Id, added: bool) {
+        let mut tried = vec![via];
+        loop {
+            let mut waited = Duration::ZERO;
+            while waited < COMMAND_WAIT {
+                let others = self.up().into_iter().filter(|&i| i != member && i != via);
+                let acked = others
+                    .filter_map(|i| self.bus.node(i))
+                    .any(|n| n.members().contains(&member) == added);
+                if acked {
+                    return;
+                }
+                self.run_for(Duration::from_millis(1));
+                waited = waited + Duration::from_millis(1);
+            }
+            let Some(next) = self.up().into_iter().find(|i| *i != member && !tried.contains(i)) else {
+                return;
+            };
+            via = next;
+            tried.push(via);
+            self.bus.with_node(via, |n, now| {
+                if added {
+                    n.add_member(now, member);
+                } else {
+                    n.remove_member(now, member);
+                }
+            });
+        }
     }
 
     /// One write: returns whether it was issued.
