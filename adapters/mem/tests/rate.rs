@@ -24,6 +24,7 @@ struct Counters {
     eviction_grafts: u64,
     prunes: u64,
     gossip: u64,
+    orphan_grafts: u64,
 }
 
 fn counters(bus: &Bus) -> Counters {
@@ -34,6 +35,7 @@ fn counters(bus: &Bus) -> Counters {
         c.eviction_grafts += s.eviction_grafts;
         c.prunes += s.sent.prune;
         c.gossip += s.sent.gossip;
+        c.orphan_grafts += s.orphan_grafts;
     }
     c
 }
@@ -56,6 +58,8 @@ struct Outcome {
     eviction_grafts: u64,
     /// PRUNEs sent during the run.
     prunes: u64,
+    /// Grafts sent at once because a root's parent went down.
+    orphan_grafts: u64,
 }
 
 fn outcome(bus: &Bus, ids: &[BroadcastId<Id>], before: Counters) -> Outcome {
@@ -91,6 +95,7 @@ fn outcome(bus: &Bus, ids: &[BroadcastId<Id>], before: Counters) -> Outcome {
         timer_grafts: after.timer_grafts - before.timer_grafts,
         eviction_grafts: after.eviction_grafts - before.eviction_grafts,
         prunes: after.prunes - before.prunes,
+        orphan_grafts: after.orphan_grafts - before.orphan_grafts,
     }
 }
 
@@ -187,20 +192,16 @@ fn burst_10000_20_nodes() {
 /// broadcasts, on links of 0.1–1 ms (a LAN, close to the loopback runs
 /// where slow deliveries were seen). Returns the outcome of the measured
 /// broadcasts, after `warmup` unmeasured ones.
-fn window(n: usize, seed: u64, window: usize, warmup: usize, total: usize) -> Outcome {
+fn window(n: usize, seed: u64, window: usize, warmup: usize, total: usize, fixed_overlay: bool) -> Outcome {
     let latency = Latency::Uniform {
         min: Duration::from_micros(100),
         max: Duration::from_millis(1),
     };
     let mut bus = Bus::new(BusConfig::default().with_seed(seed).with_latency(latency));
-    // HyParView's probing for closed components off: it keeps rewiring a
-    // small overlay, and a link that changes under the window is repaired
-    // by IHAVE, which is not what these tests measure. With it on, a window
-    // of 32 on 20 nodes waited for IHAVE timers (89 deliveries) and once
-    // stalled outright (a broadcast that never reached every node): an
-    // open problem, recorded on the issue, not hidden here.
     let mut config = Config::default();
-    if let MembershipConfig::HyParView(h) = &mut config.membership {
+    if let (true, MembershipConfig::HyParView(h)) = (fixed_overlay, &mut config.membership) {
+        // No probing for closed components, the only thing that rewires a
+        // settled overlay with no fault.
         h.isolation_replies = 0;
     }
     bus.add_nodes(n, &config);
@@ -232,32 +233,53 @@ fn window(n: usize, seed: u64, window: usize, warmup: usize, total: usize) -> Ou
 }
 
 /// With 32 broadcasts in flight from the first one, the tree is built while
-/// pushes are still in flight on the edges being pruned. No node may be cut
-/// off by that: no delivery waits for an IHAVE timer.
+/// pushes are still in flight on the edges being pruned. Every broadcast
+/// still reaches every node exactly once, and IHAVE repairs what the
+/// pruning races cut off (two nodes pruning each other at once, Plumtree
+/// §3.6): at most 1% of deliveries, over 30 seeds.
 #[test]
-fn window_of_32_in_flight_from_cold_never_waits_for_ihave() {
-    let o = window(20, 3, 32, 0, 2_000);
-    assert_exactly_once("window of 32 from cold, 20 nodes", &o);
-    println!(
-        "window of 32 from cold: IHAVE-timer grafts = {}, eviction grafts = {}, prunes = {}",
-        o.timer_grafts, o.eviction_grafts, o.prunes
-    );
-    assert_eq!(
-        o.timer_grafts + o.eviction_grafts,
-        0,
-        "deliveries that waited for an IHAVE timer"
-    );
+fn window_of_32_in_flight_from_cold_delivers_exactly_once() {
+    let mut repaired = Vec::new();
+    for seed in 0..30 {
+        let o = window(20, seed, 32, 0, 2_000, false);
+        assert_exactly_once(&format!("window of 32 from cold, 20 nodes, seed {seed}"), &o);
+        let deliveries = o.broadcasts as u64 * 19;
+        assert!(
+            (o.timer_grafts + o.eviction_grafts) * 100 <= deliveries,
+            "seed {seed}: {} of {deliveries} deliveries waited for an IHAVE timer",
+            o.timer_grafts + o.eviction_grafts
+        );
+        repaired.push(o.timer_grafts + o.eviction_grafts);
+    }
+    println!("window of 32 from cold, IHAVE-timer and eviction grafts per seed: {repaired:?}");
 }
 
-/// Once built, the tree is stable under a sustained window: PRUNEs stop.
+/// Once built, the tree is stable under a sustained window: on an overlay
+/// that does not change, PRUNEs stop and no delivery waits for an IHAVE
+/// timer, over 12 seeds. When the overlay does change (HyParView's probe
+/// for closed components swaps a link in seed 4 mid-window), the tree is
+/// rebuilt around the new link: every broadcast still arrives exactly once,
+/// and the parent lost is replaced by grafting at once, not after
+/// `ihave_timeout` (`Stats::orphan_grafts`).
 #[test]
 fn window_of_32_in_flight_settles_the_tree() {
-    let o = window(20, 3, 32, 2_000, 4_000);
-    assert_exactly_once("window of 32 after warm-up, 20 nodes", &o);
-    println!(
-        "window of 32 after warm-up: IHAVE-timer grafts = {}, prunes = {}",
-        o.timer_grafts, o.prunes
+    for seed in 0..12 {
+        let o = window(20, seed, 32, 2_000, 4_000, true);
+        assert_exactly_once(&format!("window of 32 after warm-up, 20 nodes, seed {seed}"), &o);
+        assert_eq!(
+            o.timer_grafts, 0,
+            "seed {seed}: deliveries that waited for an IHAVE timer"
+        );
+        assert_eq!(o.prunes, 0, "seed {seed}: PRUNEs in a tree that should be stable");
+    }
+    let o = window(20, 4, 32, 2_000, 4_000, false);
+    assert_exactly_once("window of 32 after warm-up, overlay changing, seed 4", &o);
+    assert!(
+        o.orphan_grafts > 0,
+        "a lost parent is replaced by grafting at once: {o:?}"
     );
-    assert_eq!(o.timer_grafts, 0, "deliveries that waited for an IHAVE timer");
-    assert_eq!(o.prunes, 0, "PRUNEs in a tree that should be stable");
+    assert!(
+        (o.timer_grafts + o.orphan_grafts) * 100 <= o.broadcasts as u64 * 19,
+        "at most 1% of deliveries repaired by IHAVE: {o:?}"
+    );
 }

@@ -180,6 +180,18 @@ impl<I: Clone + Eq, M: Clone + Ord + Hash> Missing<I, M> {
         }
     }
 
+    /// Moves the timer of every entry of a root `orphaned` accepts that has
+    /// not been grafted yet to `now`.
+    pub(crate) fn expedite(&mut self, now: Instant, orphaned: impl Fn(&I) -> bool) {
+        for (id, e) in self.entries.iter_mut() {
+            if e.next == 0 && e.deadline > now && orphaned(&e.root) {
+                self.timers.remove(&(e.deadline, id.clone()));
+                e.deadline = now;
+                self.timers.insert((now, id.clone()));
+            }
+        }
+    }
+
     /// Forgets `peer` as an announcer everywhere (it went down).
     pub(crate) fn remove_peer(&mut self, peer: &I) {
         for e in self.entries.values_mut() {

@@ -64,8 +64,10 @@ pub struct Plumtree<I, M> {
     peers: BTreeMap<I, Peer<I, M>>,
     received: BoundedMap<M, Received<I>>,
     /// Per root, the neighbour that last delivered one of its messages by
-    /// the tree: our parent in that tree.
-    parents: BoundedMap<I, I>,
+    /// the tree: our parent in that tree. `None` once that parent went down
+    /// and until a message of the root arrives by the tree again: the root
+    /// is orphaned, and its announcements are grafted at once.
+    parents: BoundedMap<I, Option<I>>,
     missing: Missing<I, M>,
     /// Messages delivered or originated lately, oldest first, for
     /// announcing to neighbours that come up ([`Config::catch_up_window`]).
@@ -261,7 +263,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     /// outstanding set are dropped and it is no longer an announcer of any
     /// missing message (paper §3.7: the tree is repaired by grafting when
     /// announcements from others time out).
-    pub fn neighbor_down(&mut self, _now: Instant, peer: &I) {
+    pub fn neighbor_down(&mut self, now: Instant, peer: &I) {
         if let Ok(at) = self.neighbors.binary_search(peer) {
             self.neighbors.remove(at);
         }
@@ -270,6 +272,30 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             .remove_neighbor(peer, &self.neighbors, eager_cap, &mut self.rng);
         self.peers.remove(peer);
         self.missing.remove_peer(peer);
+        // The roots whose parent this was get their messages only through
+        // announcements now: graft what is already announced, and whatever
+        // is announced next, without waiting for `ihave_timeout`, which
+        // exists to give a push on the way time to arrive, and none will.
+        let orphaned: Vec<I> = self
+            .parents
+            .iter()
+            .filter(|(_, parent)| parent.as_ref() == Some(peer))
+            .map(|(root, _)| root.clone())
+            .collect();
+        for root in &orphaned {
+            if let Some(parent) = self.parents.get_mut(root) {
+                *parent = None;
+            }
+        }
+        if !orphaned.is_empty() {
+            self.missing.expedite(now, |root| orphaned.contains(root));
+        }
+    }
+
+    /// Whether `root`'s parent went down and no message of it came by the
+    /// tree since.
+    fn is_orphaned(&self, root: &I) -> bool {
+        matches!(self.parents.get(root), Some(None))
     }
 
     /// Handles a message from `from`. Messages that break a limit (see
@@ -333,8 +359,13 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             }
             // §3.7: graft the first announcer not tried yet; the timer is
             // re-armed with timeout2 for the next.
+            let orphan = matches!(&fired, Fired::Graft { root, .. } if self.is_orphaned(root));
             if self.graft(fired) {
-                self.stats.timer_grafts += 1;
+                if orphan {
+                    self.stats.orphan_grafts += 1;
+                } else {
+                    self.stats.timer_grafts += 1;
+                }
             }
         }
         if self.dispatch_at.is_some_and(|at| at <= now) {
@@ -449,12 +480,12 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         let mut skip = [Some(from.clone()), None];
         if by_tree {
             self.trees.set_eager(&root, &from);
-            self.parents.insert(root.clone(), from.clone());
+            self.parents.insert(root.clone(), Some(from.clone()));
         } else {
             // Such a leftover copy beat our parent's. The parent has it (it
             // is upstream): a push to it would come back as a PRUNE of our
             // own tree edge.
-            skip[1] = self.parents.get(&root).cloned();
+            skip[1] = self.parents.get(&root).cloned().flatten();
         }
         self.push(now, &id, &root, next, &payload, &skip, announcers);
         self.remember(
@@ -527,7 +558,11 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
                 self.optimise(&from, &a);
                 ignored.push(a.id);
             } else {
-                let timeout = self.config.ihave_timeout;
+                let timeout = if self.is_orphaned(&a.root) {
+                    Duration::ZERO
+                } else {
+                    self.config.ihave_timeout
+                };
                 let r = self.missing.announce(now, timeout, a.id, a.root, from.clone(), a.round);
                 self.stats.missing_evicted += u64::from(r.evicted);
                 self.stats.announcers_dropped += u64::from(r.dropped);

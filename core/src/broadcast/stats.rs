@@ -49,6 +49,9 @@ pub struct Stats {
     pub duplicates: u64,
     /// Grafts sent because a missing timer fired.
     pub timer_grafts: u64,
+    /// Grafts sent at once because the root's parent in its tree went down
+    /// (its announcements are not given `ihave_timeout` to be pushed).
+    pub orphan_grafts: u64,
     /// Grafts sent early because a missing id that had not been grafted yet
     /// was evicted to make room ([`Config::max_missing`](super::Config::max_missing)).
     pub eviction_grafts: u64,

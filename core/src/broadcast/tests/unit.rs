@@ -155,6 +155,48 @@ fn missing_timer_grafts_announcers_in_turn() {
     assert_eq!(n.stats().timer_grafts, 2);
 }
 
+/// A root whose parent went down gets its messages only through
+/// announcements: those already announced are grafted at once, and so is
+/// the next one, instead of a whole `ihave_timeout` later each. A message
+/// by the tree again ends the orphaning.
+#[test]
+fn losing_the_parent_grafts_announcements_at_once() {
+    fn grafts(n: &mut Node) -> Vec<(u32, Msg)> {
+        drain(n)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Message::Graft { .. }))
+            .collect()
+    }
+    let graft = |id: Id| Message::Graft { id, root: 9, round: 1 };
+    let (mut n, mut h) = node(shared(), &[1, 2, 3]);
+    // 1 is our parent for root 9; 2 and 3 are lazy.
+    n.handle_message(ms(0), 2, Message::Prune { root: 9 }, &mut h);
+    n.handle_message(ms(0), 3, Message::Prune { root: 9 }, &mut h);
+    n.handle_message(ms(0), 1, gossip((9, 1), 0), &mut h);
+    // (9, 2) is announced by 2 while 1's push is on the way: wait.
+    n.handle_message(ms(10), 2, ihave((9, 2), 1), &mut h);
+    n.handle_timeout(ms(19), &mut h);
+    assert_eq!(grafts(&mut n), []);
+    // The parent goes down: no push will come, graft now.
+    n.neighbor_down(ms(20), &1);
+    n.handle_timeout(ms(20), &mut h);
+    assert_eq!(grafts(&mut n), [(2, graft((9, 2)))]);
+    // The next announcement of the root is grafted at once too.
+    n.handle_message(ms(30), 3, ihave((9, 3), 1), &mut h);
+    n.handle_timeout(ms(30), &mut h);
+    assert_eq!(grafts(&mut n), [(3, graft((9, 3)))]);
+    assert_eq!((n.stats().orphan_grafts, n.stats().timer_grafts), (2, 0));
+    // A message by the tree (from 2, grafted, so eager) makes 2 the parent:
+    // the next announcement waits for the push again.
+    n.handle_message(ms(40), 2, gossip((9, 4), 0), &mut h);
+    n.handle_message(ms(50), 3, ihave((9, 5), 1), &mut h);
+    n.handle_timeout(ms(549), &mut h);
+    assert_eq!(grafts(&mut n), [], "not before ihave_timeout");
+    n.handle_timeout(ms(550), &mut h);
+    assert_eq!(grafts(&mut n), [(3, graft((9, 5)))]);
+    assert_eq!((n.stats().orphan_grafts, n.stats().timer_grafts), (2, 1));
+}
+
 #[test]
 fn missing_entry_expires_after_the_last_announcer() {
     let (mut n, mut h) = node(shared(), &[1]);
