@@ -261,3 +261,72 @@ fn a_pair_isolated_together_with_empty_passive_views_rejoins_after_a_heal() {
     bus.run_for(Duration::from_secs(300));
     assert_connected(&bus, "300 s after the heal");
 }
+
+/// Five nodes joined through node 0, on a bus whose links report a failure
+/// only after an hour: a contact that does not answer is silent, not down.
+fn cluster_with_slow_failure_detection(seed: u64) -> Bus {
+    let hv = hyparview::Config::for_cluster_size(7);
+    let config = Config::default().with_membership(MembershipConfig::HyParView(hv));
+    let mut bus = Bus::new(
+        BusConfig::default()
+            .with_seed(seed)
+            .with_latency(FIXED)
+            .with_detection_delay(Duration::from_secs(3_600)),
+    );
+    bus.add_nodes(7, &config);
+    for id in 1..5 {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
+    bus
+}
+
+/// The joiner's first contact never answers and its link is never reported
+/// down: after `neighbor_timeout` the joiner moves on to the next contact
+/// by itself, and is in the overlay long before any link is reported down.
+/// (It used to move on only after a `LinkEvent::Down`, and stayed alone.)
+#[test]
+fn a_joiner_moves_on_from_a_silent_contact() {
+    let mut bus = cluster_with_slow_failure_detection(4);
+    bus.crash(6);
+    bus.join(5, [6, 1]);
+    bus.run_for(Duration::from_secs(30));
+    assert!(!bus.node(5).unwrap().active_view().is_empty(), "node 5 is still alone");
+    assert_connected(&bus, "30 s after joining through a silent contact");
+}
+
+/// The joiner's first contact has left and answers `Disconnect { leaving }`:
+/// the joiner moves on to the next contact. (It used to stop there, with no
+/// neighbour, for good.)
+#[test]
+fn a_joiner_moves_on_from_a_contact_that_left() {
+    let mut bus = cluster_with_slow_failure_detection(5);
+    bus.with_node(4, |n, now| n.leave(now));
+    bus.run_for(Duration::from_secs(1));
+    bus.join(5, [4, 1]);
+    bus.run_for(Duration::from_secs(30));
+    assert!(!bus.node(5).unwrap().active_view().is_empty(), "node 5 is still alone");
+    let mut up = bus.components();
+    // Node 4 left and node 6 never joined: components of their own.
+    up.retain(|c| c != &vec![4] && c != &vec![6]);
+    assert_eq!(up.len(), 1, "islands (id, active, passive) {:?}", islands(&up, &bus));
+}
+
+/// The joiner starts 3 s before its only contact (the README's
+/// three-terminal flow with terminal 2 started first): it keeps retrying
+/// and is in the overlay soon after the contact is up.
+#[test]
+fn a_joiner_whose_contact_comes_up_late_gets_in() {
+    let mut bus = small_bus(6, 7);
+    for id in 1..5 {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
+    bus.crash(6);
+    bus.join(5, [6]);
+    bus.run_for(Duration::from_secs(3));
+    bus.restart(6, [0]);
+    bus.run_for(Duration::from_secs(30));
+    assert!(!bus.node(5).unwrap().active_view().is_empty(), "node 5 is still alone");
+    assert_connected(&bus, "30 s after the contact came up");
+}

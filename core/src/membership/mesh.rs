@@ -106,15 +106,9 @@ pub enum Message<I: Identity> {
 /// identity and incarnation), so that no two lives of a node reuse a dot.
 pub type Writer<I> = (I, u32);
 
-/// A change in the set of reachable members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event<I> {
-    /// A member became a reachable neighbour.
-    NeighborUp(I),
-    /// A member stopped being a reachable neighbour (removed, or its link is
-    /// down).
-    NeighborDown(I),
-}
+/// A change in the set of reachable members: a member became a reachable
+/// neighbour, or stopped being one (removed, or its link is down).
+pub use super::Event;
 
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

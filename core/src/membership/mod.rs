@@ -25,3 +25,37 @@
 
 pub mod hyparview;
 pub mod mesh;
+mod seam;
+
+pub(crate) use seam::{Membership, Message};
+
+/// Which membership protocol a node runs, with its settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Config {
+    /// HyParView partial views: for clusters of any size; no node knows every
+    /// member.
+    HyParView(hyparview::Config),
+    /// Full mesh: every node knows every member; for small clusters whose
+    /// membership the operator controls.
+    Mesh(mesh::Config),
+}
+
+/// A change in the set of neighbours, from either protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<I> {
+    /// The peer became a neighbour: it entered the HyParView active view, or
+    /// is a member whose link is up in mesh mode.
+    NeighborUp(I),
+    /// The peer stopped being a neighbour.
+    NeighborDown(I),
+}
+
+/// What the driver reports about the link to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A connection to the peer is established.
+    Up,
+    /// The connection failed or broke: the peer is unreachable for now.
+    Down,
+}

@@ -6,17 +6,8 @@ use crate::metadata;
 use crate::wire::DEFAULT_MAX_FRAME;
 use core::fmt;
 
-/// Which membership protocol the node runs.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum MembershipConfig {
-    /// HyParView partial views: for clusters of any size; no node knows every
-    /// member.
-    HyParView(hyparview::Config),
-    /// Full mesh: every node knows every member; for small clusters whose
-    /// membership the operator controls.
-    Mesh(mesh::Config),
-}
+/// Which membership protocol the node runs (`membership::Config`).
+pub use crate::membership::Config as MembershipConfig;
 
 /// Everything a [`Node`](super::Node) can be configured with.
 ///

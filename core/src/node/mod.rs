@@ -169,12 +169,12 @@ pub use stats::{KindStats, PerKind, Stats};
 
 use crate::broadcast::{self, BroadcastError, Plumtree};
 use crate::hashtree::Digest;
-use crate::membership::{hyparview, mesh};
+use crate::membership::{self, Membership};
 use crate::metadata::{
     self, Actor, ChangeSource, Context, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read,
     Replica, RestoreError, SubscriptionId,
 };
-use crate::wire::{Message, WireError};
+use crate::wire::{Kind, Message, WireError};
 use crate::{Identity, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -204,14 +204,7 @@ pub struct Transmit<I> {
     pub frame: Vec<u8>,
 }
 
-/// What the driver reports about the link to a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkEvent {
-    /// A connection to the peer is established.
-    Up,
-    /// The connection failed or broke: the peer is unreachable for now.
-    Down,
-}
+pub use crate::membership::LinkEvent;
 
 /// What the node tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,9 +245,36 @@ pub enum Event<I> {
     },
 }
 
-enum Membership<I: Identity> {
-    HyParView(Box<hyparview::HyParView<I>>),
-    Mesh(Box<mesh::Mesh<I>>),
+/// A decoded frame, routed to the machine that handles it.
+enum Input<I: Identity> {
+    Membership(membership::Message<I>),
+    Plumtree(broadcast::Message<I, BroadcastId<I>>),
+    Metadata(broadcast::Message<I, metadata::Id<Actor<I>>>),
+    AntiEntropy(metadata::Message<Actor<I>>),
+}
+
+impl<I: Identity> From<Message<I>> for Input<I> {
+    fn from(message: Message<I>) -> Self {
+        match message {
+            Message::HyParView(m) => Input::Membership(membership::Message::HyParView(m)),
+            Message::Mesh(m) => Input::Membership(membership::Message::Mesh(m)),
+            Message::Plumtree(m) => Input::Plumtree(m),
+            Message::Metadata(m) => Input::Metadata(m),
+            Message::AntiEntropy(m) => Input::AntiEntropy(m),
+        }
+    }
+}
+
+impl<I: Identity> Input<I> {
+    fn kind(&self) -> Kind {
+        match self {
+            Input::Membership(membership::Message::HyParView(_)) => Kind::HyParView,
+            Input::Membership(membership::Message::Mesh(_)) => Kind::Mesh,
+            Input::Plumtree(_) => Kind::Plumtree,
+            Input::Metadata(_) => Kind::Metadata,
+            Input::AntiEntropy(_) => Kind::AntiEntropy,
+        }
+    }
 }
 
 /// One epidemic node: membership, broadcast and the metadata store composed
@@ -266,8 +286,6 @@ pub struct Node<I: Identity> {
     plumtree: Plumtree<I, BroadcastId<I>>,
     cache: Store<I>,
     metadata: Box<Replica<I>>,
-    /// Join contacts not yet tried, in the order given.
-    contacts: VecDeque<I>,
     next_seq: u64,
     last_now: Instant,
     transmits: VecDeque<Transmit<I>>,
@@ -287,13 +305,8 @@ impl<I: Identity> Node<I> {
             seed,
             incarnation,
         } = config;
-        // Independent streams for the two state machines, both from one seed.
-        let membership = match membership {
-            MembershipConfig::HyParView(c) => {
-                Membership::HyParView(Box::new(hyparview::HyParView::new(me.clone(), c, seed)))
-            }
-            MembershipConfig::Mesh(c) => Membership::Mesh(Box::new(mesh::Mesh::new(me.clone(), incarnation, c, seed))),
-        };
+        // Independent streams for the state machines, all from one seed.
+        let membership = Membership::new(me.clone(), incarnation, membership, seed);
         Node {
             plumtree: Plumtree::new(me.clone(), plumtree, seed ^ 0x9e37_79b9_7f4a_7c15),
             cache: Store::new(message_cache, message_cache.saturating_mul(4)),
@@ -307,7 +320,6 @@ impl<I: Identity> Node<I> {
             me,
             max_frame,
             membership,
-            contacts: VecDeque::new(),
             next_seq: u64::from(incarnation) << 32,
             last_now: Instant::ZERO,
             transmits: VecDeque::new(),
@@ -326,33 +338,19 @@ impl<I: Identity> Node<I> {
     /// The overlay neighbours: the HyParView active view, or the reachable
     /// members in mesh mode.
     pub fn active_view(&self) -> Vec<I> {
-        match &self.membership {
-            Membership::HyParView(h) => h.active_view().cloned().collect(),
-            Membership::Mesh(m) => m.reachable().cloned().collect(),
-        }
+        self.membership.neighbors()
     }
 
     /// The HyParView passive view (empty in mesh mode).
     pub fn passive_view(&self) -> Vec<I> {
-        match &self.membership {
-            Membership::HyParView(h) => h.passive_view().cloned().collect(),
-            Membership::Mesh(_) => Vec::new(),
-        }
+        self.membership.passive()
     }
 
     /// Every member this node knows of, itself included, in mesh mode; the
     /// active view plus itself in HyParView mode (no node knows every member
     /// there).
     pub fn members(&self) -> Vec<I> {
-        match &self.membership {
-            Membership::HyParView(h) => {
-                let mut v: Vec<I> = h.active_view().cloned().collect();
-                v.push(self.me.clone());
-                v.sort();
-                v
-            }
-            Membership::Mesh(m) => m.members().cloned().collect(),
-        }
+        self.membership.members(&self.me)
     }
 
     /// Counters and current sizes of every bounded structure.
@@ -380,10 +378,7 @@ impl<I: Identity> Node<I> {
     /// Whether `peer` is a member: in mesh mode, of the member set; in
     /// HyParView mode every peer counts (no node knows the members).
     pub fn is_member(&self, peer: &I) -> bool {
-        match &self.membership {
-            Membership::HyParView(_) => true,
-            Membership::Mesh(m) => m.is_member(peer),
-        }
+        self.membership.is_member(peer)
     }
 
     /// The siblings of `key` under `prefix` with their context, tombstones
@@ -441,9 +436,9 @@ impl<I: Identity> Node<I> {
     /// the link the frame came on.
     pub fn handle_frame(&mut self, now: Instant, from: I, frame: &[u8]) -> Result<(), WireError> {
         let now = self.clock(now);
-        let decoded = Message::decode(frame, self.max_frame).and_then(|m| self.validate(&m).map(|()| m));
-        let message = match decoded {
-            Ok(m) => m,
+        let decoded = Message::decode(frame, self.max_frame).map(Input::from);
+        let input = match decoded.and_then(|i| self.validate(&i).map(|()| i)) {
+            Ok(i) => i,
             Err(e) => {
                 self.stats.invalid_frames += 1;
                 return Err(e);
@@ -453,31 +448,22 @@ impl<I: Identity> Node<I> {
             self.stats.invalid_frames += 1;
             return Err(WireError::Invalid("frame claims to come from this node"));
         }
-        self.stats.received.record(message.kind(), frame.len());
-        match message {
-            Message::HyParView(m) => {
-                if let Membership::HyParView(h) = &mut self.membership {
-                    h.handle_message(now, from, m);
-                } else {
+        self.stats.received.record(input.kind(), frame.len());
+        match input {
+            Input::Membership(m) => {
+                if !self.membership.handle_message(now, from, m) {
                     self.stats.out_of_place += 1;
                 }
             }
-            Message::Mesh(m) => {
-                if let Membership::Mesh(mesh) = &mut self.membership {
-                    mesh.handle_message(now, from, m);
-                } else {
-                    self.stats.out_of_place += 1;
-                }
-            }
-            Message::Plumtree(m) => self.plumtree.handle_message(now, from, m, &mut self.cache),
-            Message::Metadata(m) => {
+            Input::Plumtree(m) => self.plumtree.handle_message(now, from, m, &mut self.cache),
+            Input::Metadata(m) => {
                 if self.is_member(&from) {
                     self.metadata.handle_broadcast(now, from, m);
                 } else {
                     self.metadata.core.stats.refused_non_member += 1;
                 }
             }
-            Message::AntiEntropy(m) => {
+            Input::AntiEntropy(m) => {
                 if self.is_member(&from) {
                     self.metadata.handle_message(now, from, m);
                 } else {
@@ -492,28 +478,14 @@ impl<I: Identity> Node<I> {
     /// Fires every internal timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
-        match &mut self.membership {
-            Membership::HyParView(h) => h.handle_timeout(now),
-            Membership::Mesh(m) => m.handle_timeout(now),
-        }
+        self.membership.handle_timeout(now);
         self.plumtree.handle_timeout(now, &mut self.cache);
         if self.metadata.is_due(now) {
-            let (members, neighbors, others) = match &self.membership {
-                Membership::HyParView(h) => (
-                    None,
-                    h.active_view().cloned().collect::<Vec<I>>(),
-                    h.passive_view().cloned().collect::<Vec<I>>(),
-                ),
-                Membership::Mesh(m) => (
-                    Some(m.members().cloned().collect::<Vec<I>>()),
-                    m.reachable().cloned().collect(),
-                    Vec::new(),
-                ),
-            };
+            let sets = self.membership.peer_sets();
             let peers = Peers {
-                members: members.as_deref(),
-                neighbors: &neighbors,
-                others: &others,
+                members: sets.members.as_deref(),
+                neighbors: &sets.neighbors,
+                others: &sets.others,
             };
             self.metadata.handle_timeout(now, &peers);
         }
@@ -529,57 +501,30 @@ impl<I: Identity> Node<I> {
         if event == LinkEvent::Down {
             self.metadata.link_down(&peer);
         }
-        match (&mut self.membership, event) {
-            (Membership::HyParView(h), LinkEvent::Down) => {
-                h.handle_link_down(now, &peer);
-                // A contact that could not be reached before we had any
-                // neighbour: try the next one.
-                if h.active_view().next().is_none() {
-                    if let Some(next) = self.contacts.pop_front() {
-                        h.join(now, next);
-                    }
-                }
-            }
-            // HyParView learns of neighbours through its own handshake.
-            (Membership::HyParView(_), LinkEvent::Up) => {}
-            (Membership::Mesh(m), LinkEvent::Down) => m.handle_link_down(now, &peer),
-            (Membership::Mesh(m), LinkEvent::Up) => m.handle_link_up(now, &peer),
-        }
+        self.membership.handle_link(now, &peer, event);
         self.pump(now);
     }
 
     // ---- C. commands ------------------------------------------------------
 
-    /// Joins the cluster through `contacts`: HyParView asks the first and
-    /// falls back to the next while none answers; mesh mode adds them all as
-    /// members.
+    /// Joins the cluster through `contacts`. HyParView asks the first; a
+    /// contact that is down, refuses, has left, or stays silent for
+    /// `neighbor_timeout` is followed by the next, and the contacts are
+    /// retried in turn with jittered backoff for as long as the node has no
+    /// neighbour ([`HyParView::join_via`](crate::membership::hyparview::HyParView::join_via)).
+    /// Mesh mode adds them all as members.
     pub fn join(&mut self, now: Instant, contacts: impl IntoIterator<Item = I>) {
         let now = self.clock(now);
         let me = self.me.clone();
-        let contacts = contacts.into_iter().filter(|c| *c != me);
-        match &mut self.membership {
-            Membership::HyParView(h) => {
-                self.contacts = contacts.collect();
-                if let Some(first) = self.contacts.pop_front() {
-                    h.join(now, first);
-                }
-            }
-            Membership::Mesh(m) => {
-                for c in contacts {
-                    m.add_member(now, c);
-                }
-            }
-        }
+        let contacts = contacts.into_iter().filter(|c| *c != me).collect();
+        self.membership.join(now, contacts);
         self.pump(now);
     }
 
     /// Leaves the overlay: neighbours are told, views are emptied.
     pub fn leave(&mut self, now: Instant) {
         let now = self.clock(now);
-        match &mut self.membership {
-            Membership::HyParView(h) => h.leave(now),
-            Membership::Mesh(m) => m.leave(now),
-        }
+        self.membership.leave(now);
         self.pump(now);
     }
 
@@ -587,18 +532,14 @@ impl<I: Identity> Node<I> {
     /// HyParView mode, where membership is not operator-controlled.
     pub fn add_member(&mut self, now: Instant, member: I) {
         let now = self.clock(now);
-        if let Membership::Mesh(m) = &mut self.membership {
-            m.add_member(now, member);
-        }
+        self.membership.add_member(now, member);
         self.pump(now);
     }
 
     /// Mesh mode: the operator removes `member` from the cluster.
     pub fn remove_member(&mut self, now: Instant, member: I) {
         let now = self.clock(now);
-        if let Membership::Mesh(m) = &mut self.membership {
-            m.remove_member(now, &member);
-        }
+        self.membership.remove_member(now, &member);
         self.pump(now);
     }
 
@@ -718,14 +659,14 @@ impl<I: Identity> Node<I> {
 
     /// The earliest instant at which [`Node::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let m = match &self.membership {
-            Membership::HyParView(h) => h.poll_timeout(),
-            Membership::Mesh(m) => m.poll_timeout(),
-        };
-        [m, self.plumtree.poll_timeout(), self.metadata.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.membership.poll_timeout(),
+            self.plumtree.poll_timeout(),
+            self.metadata.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether nothing is in flight on this node's side: no queued output, no
@@ -748,14 +689,12 @@ impl<I: Identity> Node<I> {
         }
     }
 
-    fn validate(&self, message: &Message<I>) -> Result<(), WireError> {
-        match (message, &self.membership) {
-            (Message::HyParView(m), Membership::HyParView(h)) => hyparview::HyParView::validate(m, h.config()),
-            (Message::Mesh(m), Membership::Mesh(mesh)) => mesh.validate(m),
-            (Message::Plumtree(m), _) => Plumtree::<I, BroadcastId<I>>::validate(m, self.plumtree.config()),
-            (Message::Metadata(m), _) => metadata::validate_broadcast(m, self.metadata.config()),
-            (Message::AntiEntropy(m), _) => metadata::validate(m, self.metadata.config()),
-            _ => Ok(()),
+    fn validate(&self, input: &Input<I>) -> Result<(), WireError> {
+        match input {
+            Input::Membership(m) => self.membership.validate(m),
+            Input::Plumtree(m) => Plumtree::<I, BroadcastId<I>>::validate(m, self.plumtree.config()),
+            Input::Metadata(m) => metadata::validate_broadcast(m, self.metadata.config()),
+            Input::AntiEntropy(m) => metadata::validate(m, self.metadata.config()),
         }
     }
 
@@ -766,16 +705,10 @@ impl<I: Identity> Node<I> {
         loop {
             let mut progressed = false;
             loop {
-                let event = match &mut self.membership {
-                    Membership::HyParView(h) => h.poll_event().map(|e| match e {
-                        hyparview::Event::NeighborUp(p) => (p, true),
-                        hyparview::Event::NeighborDown(p) => (p, false),
-                    }),
-                    Membership::Mesh(m) => m.poll_event().map(|e| match e {
-                        mesh::Event::NeighborUp(p) => (p, true),
-                        mesh::Event::NeighborDown(p) => (p, false),
-                    }),
-                };
+                let event = self.membership.poll_event().map(|e| match e {
+                    membership::Event::NeighborUp(p) => (p, true),
+                    membership::Event::NeighborDown(p) => (p, false),
+                });
                 let Some((peer, up)) = event else { break };
                 progressed = true;
                 if up {
@@ -789,11 +722,13 @@ impl<I: Identity> Node<I> {
                 }
             }
             loop {
-                let out = match &mut self.membership {
-                    Membership::HyParView(h) => h.poll_transmit().map(|(to, m)| (to, Message::HyParView(m))),
-                    Membership::Mesh(m) => m.poll_transmit().map(|(to, m)| (to, Message::Mesh(m))),
+                let Some((to, message)) = self.membership.poll_transmit() else {
+                    break;
                 };
-                let Some((to, message)) = out else { break };
+                let message = match message {
+                    membership::Message::HyParView(m) => Message::HyParView(m),
+                    membership::Message::Mesh(m) => Message::Mesh(m),
+                };
                 progressed = true;
                 self.send(to, &message);
             }

@@ -47,6 +47,31 @@ impl<I: Identity> HyParView<I> {
         self.rejoin.contacts.iter()
     }
 
+    /// Joins through `contacts`, in order: the first is asked now; the
+    /// first [`Config::join_contacts`](super::Config::join_contacts) are
+    /// remembered, and while the node has no neighbour a join that fails
+    /// (the contact is down, refuses, leaves, or is silent for
+    /// [`Config::neighbor_timeout`](super::Config::neighbor_timeout)) is
+    /// retried through the next, with jittered exponential backoff up to
+    /// [`Config::join_retry_max`](super::Config::join_retry_max).
+    pub fn join_via(&mut self, now: Instant, contacts: impl IntoIterator<Item = I>) {
+        let me = self.me.clone();
+        let contacts: Vec<I> = contacts
+            .into_iter()
+            .filter(|c| *c != me)
+            .take(self.config.join_contacts.max(1))
+            .collect();
+        let Some(first) = contacts.first().cloned() else {
+            return;
+        };
+        for c in &contacts {
+            self.remember_contact(c);
+        }
+        // Remembering `first` again (in `join`) points the next retry at
+        // the contact after it.
+        self.join(now, first);
+    }
+
     /// Remembers `contact` (bounded: the oldest is forgotten first); the
     /// next retry moves on to the contact after it.
     pub(super) fn remember_contact(&mut self, contact: &I) {
