@@ -1,48 +1,12 @@
 //! HyParView tests: handler units, a small in-order network, churn and random input.
 
+use super::views::sample;
 use super::*;
-impl<I: Identity> HyParView<I> {
-    /// Checks every local invariant; panics with the broken one.
-    fn check_invariants(&self) {
-        let c = &self.config;
-        assert!(self.active.len() <= c.active_view_capacity, "active view over capacity");
-        assert!(
-            self.passive.len() <= c.passive_view_capacity,
-            "passive view over capacity"
-        );
-        assert!(!self.is_active(&self.me), "self in active view");
-        assert!(!self.passive.contains(&self.me), "self in passive view");
-        for (i, l) in self.active.iter().enumerate() {
-            assert!(
-                self.active[..i].iter().all(|o| o.peer != l.peer),
-                "duplicate in active view"
-            );
-            assert!(!self.passive.contains(&l.peer), "{:?} in both views", l.peer);
-        }
-        for (i, p) in self.passive.iter().enumerate() {
-            assert!(!self.passive[..i].contains(p), "duplicate in passive view");
-        }
-        assert!(
-            self.pending.len() <= c.active_view_capacity,
-            "too many pending requests"
-        );
-        for p in &self.pending {
-            assert!(!self.is_active(&p.peer), "pending request to a neighbor");
-        }
-        for t in &self.tried {
-            assert!(self.passive.contains(t), "tried peer outside the passive view");
-        }
-        if let Some(sent) = &self.shuffle_sent {
-            assert!(sent.len() < c.max_shuffle_len());
-        }
-        if self.left {
-            assert!(self.active.is_empty() && self.passive.is_empty() && self.pending.is_empty());
-        }
-    }
-}
-
+use crate::time::Duration;
+use crate::wire::WireError;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
+use rand::Rng as _;
 use std::eprintln;
 
 type Id = u32;
