@@ -209,7 +209,13 @@ impl<I: Identity> HyParView<I> {
             return;
         }
         while self.active.len() + self.pending.len() < self.config.active_view_capacity {
-            let Some(peer) = pick(&mut self.rng, self.passive.iter().filter(|p| !self.tried.contains(p))) else {
+            // Not a peer asked already: one evicted from the passive view
+            // (which forgets it was tried) may be back while still pending.
+            let untried = self
+                .passive
+                .iter()
+                .filter(|p| !self.tried.contains(p) && !self.pending.iter().any(|q| q.peer == **p));
+            let Some(peer) = pick(&mut self.rng, untried) else {
                 break;
             };
             let insist = self.active.is_empty() || (self.escalate && self.very_short());

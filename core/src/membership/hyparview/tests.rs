@@ -286,6 +286,33 @@ fn a_disconnect_for_an_old_link_leaves_the_new_one_alone() {
 // ----- neighbor requests (§4.3) -----
 
 #[test]
+fn a_passive_peer_evicted_and_back_while_asked_is_not_asked_twice() {
+    // Found by `check_invariants` in `random_inputs_never_panic_and_keep_every_invariant`:
+    // an eviction forgets that a passive peer was tried, but not that it
+    // was asked.
+    let config = Config {
+        active_view_capacity: 3,
+        passive_view_capacity: 1,
+        ..Config::default()
+    };
+    let mut n = HyParView::new(0, config, 1);
+    n.insert_passive(10);
+    n.handle_timeout(T0);
+    n.insert_passive(11); // evicts 10, still asked
+    n.handle_timeout(T0);
+    n.insert_passive(10); // evicts 11, still asked; 10 is back, untried
+    n.handle_timeout(T0);
+    let (out, _) = drain(&mut n);
+    let asked: Vec<Id> = out
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Neighbor { .. }))
+        .map(|(to, _)| *to)
+        .collect();
+    assert_eq!(asked, vec![10, 11], "{out:?}");
+    assert_eq!(n.pending_neighbors().copied().collect::<Vec<_>>(), vec![10, 11]);
+}
+
+#[test]
 fn low_priority_needs_room_high_priority_always_gets_in() {
     let mut n = with_neighbors(0, &[1, 2, 3, 4]);
     n.handle_message(
