@@ -2,7 +2,9 @@
 //! from the rest of the overlay, and what it does about it. Not in the
 //! paper; the module docs ("Closed components") explain why it is needed.
 
-use super::{HyParView, Message, Priority, Probe, ProbeKind, pick};
+use super::repair::{Probe, ProbeKind};
+use super::views::pick;
+use super::{HyParView, Message, Priority};
 use crate::identity::Identity;
 use crate::time::Instant;
 use alloc::collections::VecDeque;
@@ -35,6 +37,24 @@ impl<I> Default for Suspicion<I> {
             unfamiliar: 0,
             doublings: 0,
             members: VecDeque::new(),
+        }
+    }
+}
+
+impl<I: PartialEq + core::fmt::Debug> Suspicion<I> {
+    /// Checks the bounds of [`HyParView::check_invariants`](super::HyParView).
+    #[cfg(test)]
+    pub(super) fn check_invariants(&self, config: &super::Config) {
+        assert!(self.doublings <= MAX_DOUBLINGS, "threshold doubled too often");
+        assert!(
+            self.members.len() <= config.passive_view_capacity.max(1),
+            "too many component members remembered"
+        );
+        for (i, m) in self.members.iter().enumerate() {
+            assert!(
+                self.members.iter().take(i).all(|o| o != m),
+                "duplicate component member {m:?}"
+            );
         }
     }
 }

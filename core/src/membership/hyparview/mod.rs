@@ -281,271 +281,30 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::fmt;
-use rand::{Rng as _, RngCore as _};
-use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 use crate::rng::{self, Rng};
-use crate::time::{Duration, Instant};
-use crate::wire::WireError;
+use crate::time::Instant;
 
-/// HyParView's parameters.
-///
-/// Start from [`Config::default`] (the paper's figures for 10,000 nodes) or
-/// [`Config::for_cluster_size`], then set fields:
-///
-/// ```
-/// use epidemic_core::Duration;
-/// use epidemic_core::membership::hyparview::Config;
-///
-/// let mut config = Config::for_cluster_size(200);
-/// config.shuffle_interval = Duration::from_secs(5);
-/// assert_eq!(config.active_view_capacity, 4);
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Config {
-    /// The most neighbors a node keeps: log(n) + c in the paper (§5).
-    pub active_view_capacity: usize,
-    /// The most passive peers a node keeps: k · (log(n) + c) in the paper.
-    pub passive_view_capacity: usize,
-    /// Active random walk length (ARWL): hops a `ForwardJoin` travels (§4.2).
-    pub active_random_walk_length: u8,
-    /// Passive random walk length (PRWL): the walk's ttl at which the joiner
-    /// is added to a passive view (§4.2). Must be below ARWL to matter.
-    pub passive_random_walk_length: u8,
-    /// ka: active peers sent in a shuffle (§4.4).
-    pub shuffle_active: usize,
-    /// kp: passive peers sent in a shuffle (§4.4).
-    pub shuffle_passive: usize,
-    /// Hops a `Shuffle` travels before it is answered (§4.4).
-    pub shuffle_ttl: u8,
-    /// Time between two shuffles of one node.
-    pub shuffle_interval: Duration,
-    /// How long a `Neighbor` request (or a `Join`) waits for its answer.
-    pub neighbor_timeout: Duration,
-    /// How many peers lost to a link failure are remembered for
-    /// reconnection (see "Healing partitions" in the module docs).
-    pub lost_capacity: usize,
-    /// How long a lost peer is remembered. A partition that lasts longer
-    /// heals only through a new join.
-    pub lost_retention: Duration,
-    /// How many of its own shuffles in a row must get a familiar reply (from
-    /// a neighbor, or from a passive peer and naming only known peers)
-    /// before a node suspects that its component is closed and probes a
-    /// passive peer with a high-priority `Neighbor` (see "Closed
-    /// components" in the module docs). The threshold doubles after each
-    /// probe, up to 32 times this. Zero turns the check off. Not in the
-    /// paper; default 2.
-    pub isolation_replies: u32,
-    /// How many join contacts a node remembers for rejoining (see
-    /// "Rejoining" in the module docs): those given to
-    /// [`HyParView::join`], the oldest forgotten first. Zero turns
-    /// rejoining off. Not in the paper; default 4.
-    pub join_contacts: usize,
-    /// The longest wait between two join retries. Retries start
-    /// [`neighbor_timeout`](Self::neighbor_timeout) after a failed join
-    /// and double up to this, with jitter. Not in the paper; default 40 s.
-    pub join_retry_max: Duration,
-}
+// This file holds the state, the entry points and their dispatch; the
+// protocol itself is split by domain:
+mod config; // `Config` and its defaults
+mod isolation; // "Closed components"
+mod join; // §4.2, the contact's side: `Join`, `ForwardJoin`
+mod message; // the wire messages, `Priority`, `MessageCounts`
+mod rejoin; // "Rejoining", and the joiner's side of §4.2
+mod repair; // §4.3: `Neighbor`, `Connect`, `Disconnect`, link failures, lost peers
+mod shuffle; // §4.4: `Shuffle`, `ShuffleReply`, the shuffle timer
+#[cfg(test)]
+mod tests;
+mod views; // the active and passive views
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            // §5: log10(10,000) + c with c = 1.
-            active_view_capacity: 5,
-            // §5: k · (log10(10,000) + 1) with k = 6.
-            passive_view_capacity: 30,
-            // §5: ARWL = 6, PRWL = 3.
-            active_random_walk_length: 6,
-            passive_random_walk_length: 3,
-            // §5: ka = 3, kp = 4.
-            shuffle_active: 3,
-            shuffle_passive: 4,
-            // The paper gives the shuffle walk a ttl but no separate figure;
-            // it is the same kind of random walk as a join's, so it gets the
-            // same length and ends about as far away.
-            shuffle_ttl: 6,
-            // The paper shuffles once per simulation cycle. On a real
-            // network a cycle must be far longer than a round trip, and
-            // short enough that passive views stay fresh: at 10 s each node
-            // starts one 8-entry shuffle per period (with its walk and
-            // reply, about eight small messages), and a 30-entry passive
-            // view is renewed within a few periods. It is also the period
-            // of Riak's metadata anti-entropy tick.
-            shuffle_interval: Duration::from_secs(10),
-            // A `Neighbor` is answered within one round trip. A peer that is
-            // down is normally reported much sooner by the link; this is the
-            // backstop for one that accepts a connection and never answers.
-            // RFC 6298 starts TCP's retransmission timeout at 1 s, so a
-            // connect that loses two SYNs completes after 3 s; 5 s covers
-            // that plus a slow round trip, and stays under the shuffle
-            // interval so a stuck request is replaced before the next tick.
-            neighbor_timeout: Duration::from_secs(5),
-            // Not in the paper. Eight entries cover more than the whole
-            // active view (5) failing at once, so a node cut off from all its
-            // neighbors by a partition still remembers each of them.
-            lost_capacity: 8,
-            // One probe per shuffle interval, so 30 probes over 5 minutes:
-            // partitions of a network maintenance window heal by themselves,
-            // and the cost of probing peers that really died stays bounded.
-            lost_retention: Duration::from_secs(300),
-            // Not in the paper. A shuffle walks 6 hops; in a large random
-            // overlay it ends at a neighbor of its origin about once in
-            // n / active_view_capacity walks, in a closed clique every
-            // time. Two such replies in a row are rare enough at any size
-            // where a split matters (at 1,000 nodes, about once per 40,000
-            // shuffles), and they take two shuffle intervals, so a clique
-            // left by the joins is probed within the three intervals the
-            // simulator settles for.
-            isolation_replies: 2,
-            // Not in the paper, which only says that a node whose active
-            // view is empty joins again. A few contacts are enough for one
-            // of them to be up; four is what a seed-node list usually has.
-            join_contacts: 4,
-            // Not in the paper. Four shuffle intervals: a node cut off by a
-            // partition or a crashed contact retries about once per 40 s at
-            // worst, well within `lost_retention`, and a cluster of nodes
-            // waiting for a dead contact costs one `Join` each per period.
-            join_retry_max: Duration::from_secs(40),
-        }
-    }
-}
+pub use config::Config;
+pub use message::{Message, MessageCounts, Priority};
 
-impl Config {
-    /// The paper's sizing for a cluster of about `n` nodes: an active view
-    /// of ⌈log10(n)⌉ + 1 (c = 1), at least 3, and a passive view six times
-    /// that (k = 6). Other fields are the defaults.
-    ///
-    /// The floor of 3 is ours: a random graph in which every node has two
-    /// neighbors is a union of cycles and easily falls apart.
-    pub fn for_cluster_size(n: usize) -> Config {
-        // ⌈log10(n)⌉ without floating point, which `core` lacks.
-        let log10 = match n.checked_ilog10() {
-            None => 0,
-            Some(l) => l as usize + usize::from(10usize.checked_pow(l) != Some(n)),
-        };
-        let active = (log10 + 1).max(3);
-        Config {
-            active_view_capacity: active,
-            passive_view_capacity: active.saturating_mul(6),
-            ..Config::default()
-        }
-    }
-
-    /// The longest node list a `Shuffle` or `ShuffleReply` may carry: the
-    /// sender itself, ka active and kp passive peers.
-    pub fn max_shuffle_len(&self) -> usize {
-        1usize
-            .saturating_add(self.shuffle_active)
-            .saturating_add(self.shuffle_passive)
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Destructured so that a new field cannot be forgotten here.
-        let Config {
-            active_view_capacity,
-            passive_view_capacity,
-            active_random_walk_length,
-            passive_random_walk_length,
-            shuffle_active,
-            shuffle_passive,
-            shuffle_ttl,
-            shuffle_interval,
-            neighbor_timeout,
-            lost_capacity,
-            lost_retention,
-            isolation_replies,
-            join_contacts,
-            join_retry_max,
-        } = self;
-        f.debug_struct("Config")
-            .field("active_view_capacity", active_view_capacity)
-            .field("passive_view_capacity", passive_view_capacity)
-            .field("active_random_walk_length", active_random_walk_length)
-            .field("passive_random_walk_length", passive_random_walk_length)
-            .field("shuffle_active", shuffle_active)
-            .field("shuffle_passive", shuffle_passive)
-            .field("shuffle_ttl", shuffle_ttl)
-            .field("shuffle_interval", shuffle_interval)
-            .field("neighbor_timeout", neighbor_timeout)
-            .field("lost_capacity", lost_capacity)
-            .field("lost_retention", lost_retention)
-            .field("isolation_replies", isolation_replies)
-            .field("join_contacts", join_contacts)
-            .field("join_retry_max", join_retry_max)
-            .finish()
-    }
-}
-
-/// How strongly a `Neighbor` request asks (§4.3).
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Priority {
-    /// The requester has no neighbor at all (§4.3), or too few after a
-    /// whole repair round, or is probing a lost peer or a way out of a
-    /// closed component: the receiver accepts, and evicts a random neighbor
-    /// if it must when the requester connects.
-    High,
-    /// The receiver accepts only if its active view has room.
-    Low,
-}
-
-/// A HyParView message. The sender is known from the link it arrives on.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum Message<I> {
-    /// "Let me in": sent by a new node to its contact (§4.2).
-    Join,
-    /// A join's random walk (§4.2).
-    ForwardJoin {
-        /// The node that joined.
-        joiner: I,
-        /// Hops left.
-        ttl: u8,
-    },
-    /// "Will you be my neighbor?" (§4.3).
-    Neighbor {
-        /// How strongly.
-        priority: Priority,
-    },
-    /// The answer to `Neighbor`. The sender's state is unchanged either
-    /// way: on acceptance, the requester connects.
-    NeighborReply {
-        /// Whether the requester may connect.
-        accepted: bool,
-    },
-    /// "You are my neighbor, over this link": the receiver makes the sender
-    /// its neighbor unconditionally (evicting a random one if full).
-    Connect {
-        /// The link's id, chosen at random by the sender.
-        link: u64,
-    },
-    /// "You are no longer my neighbor."
-    Disconnect {
-        /// The link closed. `None` when there was none: a refused join, or
-        /// a node that has left answering a message.
-        link: Option<u64>,
-        /// The sender is leaving the cluster: forget it entirely rather than
-        /// keep it as a passive peer.
-        leaving: bool,
-    },
-    /// A passive-view exchange travelling along a random walk (§4.4).
-    Shuffle {
-        /// The node that started the exchange, and that gets the reply.
-        origin: I,
-        /// Hops left.
-        ttl: u8,
-        /// The origin and some of its active and passive peers.
-        nodes: Vec<I>,
-    },
-    /// The end of a shuffle walk answering its origin (§4.4).
-    ShuffleReply {
-        /// Passive peers of the sender, as many as it received.
-        nodes: Vec<I>,
-    },
-}
+use join::PendingJoin;
+use repair::{Lost, Pending, Probe};
+use views::Link;
 
 /// A change to the active view, reported exactly when it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -554,59 +313,6 @@ pub enum Event<I> {
     NeighborUp(I),
     /// The peer left the active view.
     NeighborDown(I),
-}
-
-/// Messages counted by type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MessageCounts {
-    /// `Join`.
-    pub join: u64,
-    /// `ForwardJoin`.
-    pub forward_join: u64,
-    /// `Neighbor`.
-    pub neighbor: u64,
-    /// `NeighborReply`.
-    pub neighbor_reply: u64,
-    /// `Connect`.
-    pub connect: u64,
-    /// `Disconnect`.
-    pub disconnect: u64,
-    /// `Shuffle`.
-    pub shuffle: u64,
-    /// `ShuffleReply`.
-    pub shuffle_reply: u64,
-}
-
-impl MessageCounts {
-    /// All messages together.
-    pub fn total(&self) -> u64 {
-        let MessageCounts {
-            join,
-            forward_join,
-            neighbor,
-            neighbor_reply,
-            connect,
-            disconnect,
-            shuffle,
-            shuffle_reply,
-        } = *self;
-        join + forward_join + neighbor + neighbor_reply + connect + disconnect + shuffle + shuffle_reply
-    }
-
-    fn record<I>(&mut self, msg: &Message<I>) {
-        let counter = match msg {
-            Message::Join => &mut self.join,
-            Message::ForwardJoin { .. } => &mut self.forward_join,
-            Message::Neighbor { .. } => &mut self.neighbor,
-            Message::NeighborReply { .. } => &mut self.neighbor_reply,
-            Message::Connect { .. } => &mut self.connect,
-            Message::Disconnect { .. } => &mut self.disconnect,
-            Message::Shuffle { .. } => &mut self.shuffle,
-            Message::ShuffleReply { .. } => &mut self.shuffle_reply,
-        };
-        *counter = counter.saturating_add(1);
-    }
 }
 
 /// Counters since the node was created.
@@ -670,50 +376,6 @@ pub struct Stats {
     /// Of those, joins of a node stranded with too few neighbors and no
     /// passive peer to ask.
     pub stranded_rejoins: u64,
-}
-
-/// A neighbor and the id of the link to it.
-#[derive(Debug, Clone)]
-struct Link<I> {
-    peer: I,
-    id: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Pending<I> {
-    peer: I,
-    deadline: Instant,
-    priority: Priority,
-}
-
-/// A peer lost to a link failure, remembered until `until`.
-#[derive(Debug, Clone)]
-struct Lost<I> {
-    peer: I,
-    until: Instant,
-}
-
-#[derive(Debug, Clone)]
-struct PendingJoin<I> {
-    contact: I,
-    deadline: Instant,
-}
-
-/// Why a high-priority probe was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ProbeKind {
-    /// To a peer lost to a link failure ("Healing partitions").
-    Lost,
-    /// To a passive peer, from a component suspected closed.
-    Isolation,
-}
-
-/// An outstanding high-priority probe.
-#[derive(Debug, Clone)]
-struct Probe<I> {
-    contact: I,
-    deadline: Instant,
-    kind: ProbeKind,
 }
 
 /// One node's HyParView state machine. See the [module docs](self).
@@ -831,26 +493,6 @@ impl<I: Identity> HyParView<I> {
     pub fn stats(&self) -> Stats {
         self.stats
     }
-
-    /// Checks a decoded message against the limits of `config`: node lists
-    /// in `Shuffle` and `ShuffleReply` may hold at most
-    /// [`Config::max_shuffle_len`] entries.
-    ///
-    /// [`handle_message`](Self::handle_message) applies this itself; a
-    /// driver may call it first to refuse a frame before handing it over.
-    pub fn validate(msg: &Message<I>, config: &Config) -> Result<(), WireError> {
-        let max = config.max_shuffle_len();
-        match msg {
-            Message::Shuffle { nodes, .. } if nodes.len() > max => {
-                Err(WireError::Invalid("shuffle lists more than 1 + ka + kp nodes"))
-            }
-            Message::ShuffleReply { nodes } if nodes.len() > max => {
-                Err(WireError::Invalid("shuffle reply lists more than 1 + ka + kp nodes"))
-            }
-            _ => Ok(()),
-        }
-    }
-
     // ----- commands -----
 
     /// Joins the cluster through `contact` by sending it `Join` (§4.2),
@@ -869,12 +511,14 @@ impl<I: Identity> HyParView<I> {
     pub fn join(&mut self, now: Instant, contact: I) {
         if contact == self.me {
             self.stats.names_self += 1;
-            return;
+        } else {
+            self.left = false;
+            self.arm_shuffle(now);
+            self.remember_contact(&contact);
+            self.send_join(now, contact);
         }
-        self.left = false;
-        self.arm_shuffle(now);
-        self.remember_contact(&contact);
-        self.send_join(now, contact);
+        #[cfg(test)]
+        self.check_invariants();
     }
 
     /// Leaves the cluster: tells every neighbor with `Disconnect { leaving:
@@ -904,6 +548,8 @@ impl<I: Identity> HyParView<I> {
         self.isolation = isolation::Suspicion::default();
         self.rejoin = rejoin::Rejoin::default();
         self.left = true;
+        #[cfg(test)]
+        self.check_invariants();
     }
 
     /// Adds `peer` to the passive view, as a candidate for promotion (for
@@ -913,6 +559,8 @@ impl<I: Identity> HyParView<I> {
         if !self.left {
             self.add_passive(peer);
         }
+        #[cfg(test)]
+        self.check_invariants();
     }
 
     // ----- inputs -----
@@ -922,6 +570,14 @@ impl<I: Identity> HyParView<I> {
     /// Never panics. Invalid, out-of-place or self-referential messages are
     /// counted in [`Stats`] and dropped.
     pub fn handle_message(&mut self, now: Instant, from: I, msg: Message<I>) {
+        self.receive(now, from, msg);
+        #[cfg(test)]
+        self.check_invariants();
+    }
+
+    /// [`handle_message`](Self::handle_message): checks the message, then
+    /// dispatches it to its handler.
+    fn receive(&mut self, now: Instant, from: I, msg: Message<I>) {
         self.stats.received.record(&msg);
         if from == self.me {
             self.stats.from_self += 1;
@@ -963,75 +619,29 @@ impl<I: Identity> HyParView<I> {
     /// passive peer or an unanswered request target is forgotten.
     pub fn handle_link_down(&mut self, now: Instant, peer: &I) {
         self.stats.links_down += 1;
-        if self.left || *peer == self.me {
-            return;
+        if !self.left && *peer != self.me {
+            self.on_link_down(now, peer);
         }
-        let known = self.is_active(peer) || self.is_passive(peer) || self.pending.iter().any(|p| p.peer == *peer);
-        let probed = self.probe.as_ref().is_some_and(|p| p.contact == *peer);
-        if probed {
-            self.probe = None;
-        }
-        // A probed peer is still in the lost list; re-remembering it would
-        // extend its retention forever.
-        if known && !probed {
-            self.remember_lost(now, peer.clone());
-        }
-        self.close(peer, false);
-        if self.remove_pending(peer) {
-            self.stats.promotions_failed += 1;
-        }
-        self.remove_passive(peer);
-        if self.joining.as_ref().is_some_and(|j| j.contact == *peer) {
-            self.join_failed(now);
-        }
-        self.refill(now);
+        #[cfg(test)]
+        self.check_invariants();
     }
 
     /// Runs whatever timers are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.left {
-            return;
-        }
-        let mut expired = Vec::new();
-        self.pending.retain(|p| {
-            let keep = p.deadline > now;
-            if !keep {
-                expired.push(p.peer.clone());
+        if !self.left {
+            self.expire_pending(now);
+            if self.joining.as_ref().is_some_and(|j| j.deadline <= now) {
+                self.join_failed(now);
             }
-            keep
-        });
-        for peer in expired {
-            // No answer in time: treat it as down (§4.3).
-            self.stats.promotions_failed += 1;
-            self.remove_passive(&peer);
-        }
-        if self.joining.as_ref().is_some_and(|j| j.deadline <= now) {
-            self.join_failed(now);
-        }
-        self.on_rejoin_timer(now);
-        if let Some(probe) = self.probe.take_if(|p| p.deadline <= now) {
-            if probe.kind == ProbeKind::Isolation {
-                // No answer in time: treat it as down (§4.3).
-                self.remove_passive(&probe.contact);
+            self.on_rejoin_timer(now);
+            self.expire_probe(now);
+            if self.next_shuffle.is_some_and(|t| t <= now) {
+                self.on_shuffle_timer(now);
             }
+            self.refill(now);
         }
-        if self.next_shuffle.is_some_and(|t| t <= now) {
-            self.next_shuffle = Some(now + self.shuffle_interval());
-            self.start_shuffle();
-            self.start_probe(now);
-            // Before `tried` is cleared: it tells whether every passive
-            // peer was asked in the round that ends.
-            self.rejoin_tick(now);
-            if self.active.len() < self.config.active_view_capacity {
-                // A new repair round: refusals of the last one may no longer hold.
-                self.tried.clear();
-            }
-            // A whole round of low-priority requests left the node with
-            // fewer than half its neighbors: the next round insists (see
-            // "Closed components").
-            self.escalate = self.very_short();
-        }
-        self.refill(now);
+        #[cfg(test)]
+        self.check_invariants();
     }
 
     // ----- outputs -----
@@ -1063,527 +673,85 @@ impl<I: Identity> HyParView<I> {
         self.events.pop_front()
     }
 
-    // ----- message handlers -----
-
-    /// §4.2: the contact connects to the joiner and starts a walk through
-    /// each of its other neighbors.
-    fn on_join(&mut self, joiner: I) {
-        if self.is_active(&joiner) {
-            // A neighbor joining again has restarted and forgotten our
-            // link: replace it.
-            self.close(&joiner, false);
-        }
-        if !self.open(joiner.clone()) {
-            self.send(
-                joiner,
-                Message::Disconnect {
-                    link: None,
-                    leaving: false,
-                },
-            );
-            return;
-        }
-        let ttl = self.config.active_random_walk_length;
-        let others: Vec<I> = self.active_view().filter(|p| **p != joiner).cloned().collect();
-        for peer in others {
-            self.send(
-                peer,
-                Message::ForwardJoin {
-                    joiner: joiner.clone(),
-                    ttl,
-                },
-            );
-        }
-    }
-
-    /// §4.2, Algorithm 1.
-    fn on_forward_join(&mut self, from: I, joiner: I, ttl: u8) {
-        if joiner == self.me {
-            self.stats.names_self += 1;
-            return;
-        }
-        let ttl = ttl.min(self.config.active_random_walk_length);
-        if ttl == 0 || self.active.len() <= 1 {
-            self.connect_joiner(joiner);
-            return;
-        }
-        if ttl == self.config.passive_random_walk_length {
-            self.add_passive(joiner.clone());
-        }
-        let next = pick(
-            &mut self.rng,
-            self.active
-                .iter()
-                .map(|l| &l.peer)
-                .filter(|p| **p != from && **p != joiner),
-        );
-        match next {
-            Some(next) => self.send(next, Message::ForwardJoin { joiner, ttl: ttl - 1 }),
-            None => self.connect_joiner(joiner),
-        }
-    }
-
-    fn connect_joiner(&mut self, joiner: I) {
-        if !self.is_active(&joiner) {
-            self.open(joiner);
-        }
-    }
-
-    /// §4.3: a high-priority request is always accepted, a low one only
-    /// with room to spare. Accepting changes nothing here: the requester
-    /// connects if it still wants to.
-    fn on_neighbor(&mut self, from: I, priority: Priority) {
-        // A lost peer asking to reconnect: the bridge is being built from
-        // its side, no need to probe it from ours.
-        self.lost.retain(|l| l.peer != from);
-        let capacity = self.config.active_view_capacity;
-        let mut accepted =
-            self.is_active(&from) || (capacity > 0 && (priority == Priority::High || self.active.len() < capacity));
-        if !accepted && capacity > 0 && self.suspects_closed() && self.maybe_outside(&from) {
-            // A stranger asks while we suspect our component is closed and
-            // have no passive peer left to probe: it is a way out.
-            self.accept_as_way_out();
-            accepted = true;
-        }
-        self.send(from, Message::NeighborReply { accepted });
-    }
-
-    fn on_neighbor_reply(&mut self, from: I, accepted: bool) {
-        if let Some(probe) = self.probe.take_if(|p| p.contact == from) {
-            if probe.kind == ProbeKind::Isolation {
-                self.on_isolation_reply(from, accepted);
-                return;
-            }
-            if accepted && !self.is_active(&from) {
-                // The lost peer is back: it may be the only bridge to a
-                // healed partition, so it gets a slot even if the view is
-                // full. One bridge is enough; forget the other lost peers.
-                self.lost.clear();
-                self.open(from);
-                self.stats.reconnects_succeeded += 1;
-            }
-            return;
-        }
-        let asked = self.remove_pending(&from);
-        if !accepted {
-            if asked {
-                // It stays a passive peer; `tried` keeps it from being asked
-                // again this round.
-                self.stats.promotions_refused += 1;
-            } else {
-                self.stats.unexpected += 1;
-            }
-            return;
-        }
-        // A late or surplus acceptance needs no undoing: the peer has not
-        // connected, it only allowed us to.
-        if asked && !self.is_active(&from) && self.active.len() < self.config.active_view_capacity {
-            self.open(from);
-            self.stats.promotions_succeeded += 1;
-        }
-    }
-
-    fn on_connect(&mut self, from: I, link: u64) {
-        if self.joining.as_ref().is_some_and(|j| j.contact == from) {
-            self.join_answered();
-        }
-        self.remove_pending(&from);
-        match self.active.iter_mut().find(|l| l.peer == from) {
-            Some(current) if current.id == link => {}
-            Some(current) => {
-                // Both sides connected at once. Each sees the other's
-                // Connect while connected, and both keep the larger id.
-                let closed = current.id.min(link);
-                current.id = current.id.max(link);
-                self.send(
-                    from,
-                    Message::Disconnect {
-                        link: Some(closed),
-                        leaving: false,
-                    },
-                );
-            }
-            None => {
-                if !self.add_active(from.clone(), link) {
-                    self.send(
-                        from,
-                        Message::Disconnect {
-                            link: Some(link),
-                            leaving: false,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    fn on_disconnect(&mut self, now: Instant, from: I, link: Option<u64>, leaving: bool) {
-        let closed = link.is_some() && link == self.link(&from);
-        if closed {
-            self.remove_active(&from);
-        } else if link.is_some() {
-            // A link already replaced or closed: a harmless race.
-            self.stats.unexpected += 1;
-        }
-        if (link.is_none() || leaving) && self.remove_pending(&from) {
-            self.stats.promotions_refused += 1;
-        }
-        if self.joining.as_ref().is_some_and(|j| j.contact == from) && (link.is_none() || leaving) {
-            self.join_failed(now);
-        }
-        if leaving {
-            self.remove_passive(&from);
-            self.lost.retain(|l| l.peer != from);
-        } else if closed {
-            // §4.3: a dropped neighbor is still a good backup; but do not
-            // ask it straight back in this round, it just chose to leave us.
-            self.add_passive(from.clone());
-            if self.passive.contains(&from) && !self.tried.contains(&from) {
-                self.tried.push(from);
-            }
-        }
-    }
-
-    /// §4.4: forward along the walk, or answer and merge.
-    fn on_shuffle(&mut self, from: I, origin: I, ttl: u8, nodes: Vec<I>) {
-        if origin == self.me {
-            self.stats.names_self += 1;
-            return;
-        }
-        self.seen_in_component(&origin);
-        let ttl = ttl.min(self.config.shuffle_ttl);
-        if ttl > 0 && self.active.len() > 1 {
-            let next = pick(
-                &mut self.rng,
-                self.active
-                    .iter()
-                    .map(|l| &l.peer)
-                    .filter(|p| **p != from && **p != origin),
-            );
-            if let Some(next) = next {
-                self.send(
-                    next,
-                    Message::Shuffle {
-                        origin,
-                        ttl: ttl - 1,
-                        nodes,
-                    },
-                );
-                return;
-            }
-        }
-        let candidates: Vec<I> = self.passive.iter().filter(|p| **p != origin).cloned().collect();
-        let reply = sample(&mut self.rng, candidates, nodes.len());
-        self.send(origin, Message::ShuffleReply { nodes: reply.clone() });
-        self.merge_passive(&nodes, &reply);
-    }
-
-    fn on_shuffle_reply(&mut self, now: Instant, from: I, nodes: Vec<I>) {
-        match self.shuffle_sent.take() {
-            Some(sent) => {
-                // Before the merge, which may bring the replier in.
-                self.observe_shuffle_reply(now, &from, &nodes);
-                self.merge_passive(&nodes, &sent);
-            }
-            None => self.stats.unexpected += 1,
-        }
-    }
-
-    // ----- timers and repair -----
-
-    fn shuffle_interval(&self) -> Duration {
-        // A zero interval would make the timer fire forever at one instant.
-        self.config.shuffle_interval.max(Duration::from_micros(1))
-    }
-
-    /// Arms the shuffle timer at a random phase within one interval.
-    fn arm_shuffle(&mut self, now: Instant) {
-        if self.next_shuffle.is_none() && !self.left {
-            let interval = self.shuffle_interval().as_micros();
-            let phase = self.rng.random_range(1..=interval);
-            self.next_shuffle = Some(now + Duration::from_micros(phase));
-        }
-    }
-
-    /// §4.4: send ourselves, ka neighbors and kp passive peers along a
-    /// random walk starting at a random neighbor.
-    fn start_shuffle(&mut self) {
-        let Some(target) = pick(&mut self.rng, self.active.iter().map(|l| &l.peer)) else {
-            return;
-        };
-        let neighbors: Vec<I> = self.active_view().filter(|p| **p != target).cloned().collect();
-        let mut sent = sample(&mut self.rng, neighbors, self.config.shuffle_active);
-        sent.extend(sample(&mut self.rng, self.passive.clone(), self.config.shuffle_passive));
-        let mut nodes = Vec::with_capacity(sent.len() + 1);
-        nodes.push(self.me.clone());
-        nodes.extend(sent.iter().cloned());
-        self.shuffle_sent = Some(sent);
-        self.send(
-            target,
-            Message::Shuffle {
-                origin: self.me.clone(),
-                ttl: self.config.shuffle_ttl,
-                nodes,
-            },
-        );
-    }
-
-    /// Remembers `peer`, lost to a link failure, for later reconnection.
-    fn remember_lost(&mut self, now: Instant, peer: I) {
-        if self.config.lost_capacity == 0 {
-            return;
-        }
-        self.lost.retain(|l| l.peer != peer);
-        while self.lost.len() >= self.config.lost_capacity {
-            self.lost.pop_front();
-        }
-        self.lost.push_back(Lost {
-            peer,
-            until: now + self.config.lost_retention,
-        });
-    }
-
-    /// Not in the paper: once per shuffle tick, ask one remembered lost peer
-    /// to become a neighbor again, with high priority.
-    fn start_probe(&mut self, now: Instant) {
-        self.lost.retain(|l| l.until > now);
-        if self.probe.is_some() {
-            return;
-        }
-        let candidates: Vec<usize> = (0..self.lost.len())
-            .filter(|&i| !self.is_active(&self.lost[i].peer))
-            .collect();
-        let Some(&i) = rng::index(&mut self.rng, candidates.len()).map(|k| &candidates[k]) else {
-            return;
-        };
-        let Some(lost) = self.lost.remove(i) else { return };
-        self.stats.reconnects_attempted += 1;
-        self.probe = Some(Probe {
-            contact: lost.peer.clone(),
-            deadline: now + self.config.neighbor_timeout,
-            kind: ProbeKind::Lost,
-        });
-        // Put it back at the end: if the probe fails it is probed again on a
-        // later tick, until its retention ends.
-        self.lost.push_back(lost.clone());
-        self.send(
-            lost.peer,
-            Message::Neighbor {
-                priority: Priority::High,
-            },
-        );
-    }
-
-    /// §4.3: ask untried passive peers to fill the free active slots.
-    fn refill(&mut self, now: Instant) {
-        if self.left {
-            return;
-        }
-        while self.active.len() + self.pending.len() < self.config.active_view_capacity {
-            let Some(peer) = pick(&mut self.rng, self.passive.iter().filter(|p| !self.tried.contains(p))) else {
-                break;
-            };
-            let insist = self.active.is_empty() || (self.escalate && self.very_short());
-            let priority = if insist && self.pending.iter().all(|p| p.priority == Priority::Low) {
-                if !self.active.is_empty() {
-                    self.stats.escalations += 1;
-                }
-                self.escalate = false;
-                Priority::High
-            } else {
-                Priority::Low
-            };
-            self.tried.push(peer.clone());
-            self.pending.push(Pending {
-                peer: peer.clone(),
-                deadline: now + self.config.neighbor_timeout,
-                priority,
-            });
-            self.stats.promotions_attempted += 1;
-            self.send(peer, Message::Neighbor { priority });
-        }
-    }
-
-    // ----- views -----
-
-    fn link(&self, peer: &I) -> Option<u64> {
-        self.active.iter().find(|l| l.peer == *peer).map(|l| l.id)
-    }
-
-    /// Makes `peer` a neighbor over a new link and tells it with `Connect`.
-    /// False only if the peer is this node or the capacity is zero.
-    fn open(&mut self, peer: I) -> bool {
-        let mut link = self.rng.next_u64();
-        while self.active.iter().any(|l| l.id == link) {
-            link = self.rng.next_u64();
-        }
-        if !self.add_active(peer.clone(), link) {
-            return false;
-        }
-        self.send(peer, Message::Connect { link });
-        true
-    }
-
-    /// Closes the link to `peer`, telling it with `Disconnect`. The peer is
-    /// not kept as a passive peer: the caller decides.
-    fn close(&mut self, peer: &I, leaving: bool) {
-        if let Some(link) = self.link(peer) {
-            self.remove_active(peer);
-            self.send(
-                peer.clone(),
-                Message::Disconnect {
-                    link: Some(link),
-                    leaving,
-                },
-            );
-        }
-    }
-
-    /// Adds `peer` over `link`, evicting a random neighbor (with
-    /// `Disconnect`) if the view is full. False only if the peer is this
-    /// node or the capacity is zero. The caller has checked that `peer` is
-    /// not a neighbor already.
-    fn add_active(&mut self, peer: I, link: u64) -> bool {
-        let capacity = self.config.active_view_capacity;
-        if peer == self.me || capacity == 0 {
-            return false;
-        }
-        self.remove_pending(&peer);
-        self.remove_passive(&peer);
-        while self.active.len() >= capacity {
-            let Some(victim) = pick(&mut self.rng, self.active.iter().map(|l| &l.peer)) else {
-                break;
-            };
-            self.stats.evictions += 1;
-            self.close(&victim, false);
-            self.add_passive(victim);
-        }
-        self.active.push(Link {
-            peer: peer.clone(),
-            id: link,
-        });
-        self.stats.neighbor_up += 1;
-        self.events.push_back(Event::NeighborUp(peer.clone()));
-        if self.joining.as_ref().is_some_and(|j| j.contact == peer) {
-            self.join_answered();
-        }
-        if self.active.len() >= capacity {
-            // The repair round is over.
-            self.tried.clear();
-        }
-        true
-    }
-
-    fn remove_active(&mut self, peer: &I) -> bool {
-        match self.active.iter().position(|l| l.peer == *peer) {
-            Some(i) => {
-                let link = self.active.remove(i);
-                self.neighbor_down(link.peer);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn neighbor_down(&mut self, peer: I) {
-        self.stats.neighbor_down += 1;
-        self.events.push_back(Event::NeighborDown(peer));
-    }
-
-    fn add_passive(&mut self, peer: I) {
-        if peer == self.me || self.is_active(&peer) || self.passive.contains(&peer) {
-            return;
-        }
-        if self.config.passive_view_capacity == 0 {
-            return;
-        }
-        while self.passive.len() >= self.config.passive_view_capacity {
-            let Some(i) = rng::index(&mut self.rng, self.passive.len()) else {
-                break;
-            };
-            self.evict_passive(i);
-        }
-        self.passive.push(peer);
-    }
-
-    /// §4.4: merge shuffled entries, making room by dropping first the
-    /// entries we sent to the other side (it has them now), then random ones
-    /// other than those this merge brought in.
-    fn merge_passive(&mut self, nodes: &[I], sent: &[I]) {
-        let capacity = self.config.passive_view_capacity;
-        if capacity == 0 {
-            return;
-        }
-        for node in nodes {
-            if *node == self.me || self.is_active(node) || self.passive.contains(node) {
-                continue;
-            }
-            while self.passive.len() >= capacity {
-                let i = sent
-                    .iter()
-                    .find_map(|s| self.passive.iter().position(|p| p == s))
-                    .or_else(|| {
-                        let old: Vec<usize> = (0..self.passive.len())
-                            .filter(|&i| self.passive.get(i).is_some_and(|p| !nodes.contains(p)))
-                            .collect();
-                        rng::index(&mut self.rng, old.len()).and_then(|j| old.get(j).copied())
-                    })
-                    .or_else(|| rng::index(&mut self.rng, self.passive.len()));
-                let Some(i) = i else {
-                    break;
-                };
-                self.evict_passive(i);
-            }
-            self.passive.push(node.clone());
-        }
-    }
-
-    fn evict_passive(&mut self, i: usize) {
-        if i < self.passive.len() {
-            let peer = self.passive.remove(i);
-            self.tried.retain(|t| *t != peer);
-            self.stats.passive_evictions += 1;
-        }
-    }
-
-    fn remove_passive(&mut self, peer: &I) {
-        self.passive.retain(|p| p != peer);
-        self.tried.retain(|t| t != peer);
-    }
-
-    fn remove_pending(&mut self, peer: &I) -> bool {
-        let before = self.pending.len();
-        self.pending.retain(|p| p.peer != *peer);
-        self.pending.len() != before
-    }
-
     fn send(&mut self, to: I, msg: Message<I>) {
         self.stats.sent.record(&msg);
         self.transmits.push_back((to, msg));
     }
-}
 
-/// A uniformly chosen candidate. Views are small, so collecting is cheap.
-fn pick<'a, I: Clone + 'a>(rng: &mut Rng, candidates: impl Iterator<Item = &'a I>) -> Option<I> {
-    let candidates: Vec<&I> = candidates.collect();
-    let i = rng::index(rng, candidates.len())?;
-    candidates.get(i).map(|p| (*p).clone())
-}
-
-/// Up to `k` distinct entries of `pool`, chosen uniformly (a partial
-/// Fisher–Yates shuffle).
-fn sample<I>(rng: &mut Rng, mut pool: Vec<I>, k: usize) -> Vec<I> {
-    let k = k.min(pool.len());
-    for i in 0..k {
-        if let Some(j) = rng::index(rng, pool.len() - i) {
-            pool.swap(i, i + j);
+    /// Checks every local invariant; panics with the broken one. Run at the
+    /// end of every input and command in tests.
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let c = &self.config;
+        // The views: bounded, without this node, disjoint, no duplicates.
+        assert!(self.active.len() <= c.active_view_capacity, "active view over capacity");
+        assert!(
+            self.passive.len() <= c.passive_view_capacity,
+            "passive view over capacity"
+        );
+        assert!(!self.is_active(&self.me), "self in active view");
+        assert!(!self.passive.contains(&self.me), "self in passive view");
+        for (i, l) in self.active.iter().enumerate() {
+            assert!(
+                self.active[..i].iter().all(|o| o.peer != l.peer),
+                "duplicate in active view"
+            );
+            assert!(!self.passive.contains(&l.peer), "{:?} in both views", l.peer);
+        }
+        for (i, p) in self.passive.iter().enumerate() {
+            assert!(!self.passive[..i].contains(p), "duplicate in passive view");
+        }
+        // Neighbor requests: at most one per free slot when sent, never to
+        // this node or a neighbor, never two to one peer, at most one `High`.
+        assert!(
+            self.pending.len() <= c.active_view_capacity,
+            "too many pending requests"
+        );
+        for (i, p) in self.pending.iter().enumerate() {
+            assert!(p.peer != self.me, "pending request to self");
+            assert!(!self.is_active(&p.peer), "pending request to a neighbor");
+            assert!(
+                self.pending[..i].iter().all(|o| o.peer != p.peer),
+                "two pending requests to {:?}",
+                p.peer
+            );
+        }
+        assert!(
+            self.pending.iter().filter(|p| p.priority == Priority::High).count() <= 1,
+            "more than one pending High request"
+        );
+        // The repair round: a subset of the passive view.
+        for (i, t) in self.tried.iter().enumerate() {
+            assert!(self.passive.contains(t), "tried peer outside the passive view");
+            assert!(!self.tried[..i].contains(t), "duplicate in tried set");
+        }
+        // The pending join and the probe: never this node.
+        if let Some(j) = &self.joining {
+            assert!(j.contact != self.me, "joining through self");
+        }
+        if let Some(p) = &self.probe {
+            assert!(p.contact != self.me, "probing self");
+        }
+        // The outstanding shuffle: at most ka + kp entries, never this node.
+        if let Some(sent) = &self.shuffle_sent {
+            assert!(sent.len() < c.max_shuffle_len(), "shuffle sent too many entries");
+            assert!(!sent.contains(&self.me), "self in the outstanding shuffle");
+        }
+        // Lost peers: bounded, no duplicates, never this node.
+        assert!(self.lost.len() <= c.lost_capacity, "lost peers over capacity");
+        for (i, l) in self.lost.iter().enumerate() {
+            assert!(l.peer != self.me, "self among lost peers");
+            assert!(
+                self.lost.iter().take(i).all(|o| o.peer != l.peer),
+                "duplicate among lost peers"
+            );
+        }
+        self.isolation.check_invariants(c);
+        self.rejoin.check_invariants(c, &self.me);
+        if self.left {
+            assert!(self.active.is_empty() && self.passive.is_empty() && self.pending.is_empty());
+            assert!(self.tried.is_empty() && self.joining.is_none() && self.probe.is_none());
+            assert!(self.next_shuffle.is_none() && self.shuffle_sent.is_none());
         }
     }
-    pool.truncate(k);
-    pool
 }
-
-mod isolation;
-mod rejoin;
-#[cfg(test)]
-mod tests;

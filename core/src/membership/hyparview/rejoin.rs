@@ -2,7 +2,8 @@
 //! passive peer to ask, joins again through a contact it was given. The
 //! module docs ("Rejoining") explain when and why.
 
-use super::{HyParView, Message, PendingJoin};
+use super::join::PendingJoin;
+use super::{HyParView, Message};
 use crate::identity::Identity;
 use crate::time::{Duration, Instant};
 use alloc::vec::Vec;
@@ -38,6 +39,23 @@ impl<I> Default for Rejoin<I> {
             retry_at: None,
             stranded_ticks: 0,
         }
+    }
+}
+
+impl<I: PartialEq + core::fmt::Debug> Rejoin<I> {
+    /// Checks the bounds of [`HyParView::check_invariants`](super::HyParView).
+    #[cfg(test)]
+    pub(super) fn check_invariants(&self, config: &super::Config, me: &I) {
+        assert!(self.contacts.len() <= config.join_contacts, "too many join contacts");
+        for (i, c) in self.contacts.iter().enumerate() {
+            assert!(c != me, "self among join contacts");
+            assert!(!self.contacts[..i].contains(c), "duplicate join contact {c:?}");
+        }
+        assert!(self.cursor <= self.contacts.len(), "contact cursor out of range");
+        assert!(
+            self.backoff <= config.join_retry_max.max(Duration::from_micros(1)),
+            "backoff over join_retry_max"
+        );
     }
 }
 

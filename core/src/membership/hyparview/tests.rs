@@ -1,48 +1,12 @@
 //! HyParView tests: handler units, a small in-order network, churn and random input.
 
+use super::views::sample;
 use super::*;
-impl<I: Identity> HyParView<I> {
-    /// Checks every local invariant; panics with the broken one.
-    fn check_invariants(&self) {
-        let c = &self.config;
-        assert!(self.active.len() <= c.active_view_capacity, "active view over capacity");
-        assert!(
-            self.passive.len() <= c.passive_view_capacity,
-            "passive view over capacity"
-        );
-        assert!(!self.is_active(&self.me), "self in active view");
-        assert!(!self.passive.contains(&self.me), "self in passive view");
-        for (i, l) in self.active.iter().enumerate() {
-            assert!(
-                self.active[..i].iter().all(|o| o.peer != l.peer),
-                "duplicate in active view"
-            );
-            assert!(!self.passive.contains(&l.peer), "{:?} in both views", l.peer);
-        }
-        for (i, p) in self.passive.iter().enumerate() {
-            assert!(!self.passive[..i].contains(p), "duplicate in passive view");
-        }
-        assert!(
-            self.pending.len() <= c.active_view_capacity,
-            "too many pending requests"
-        );
-        for p in &self.pending {
-            assert!(!self.is_active(&p.peer), "pending request to a neighbor");
-        }
-        for t in &self.tried {
-            assert!(self.passive.contains(t), "tried peer outside the passive view");
-        }
-        if let Some(sent) = &self.shuffle_sent {
-            assert!(sent.len() < c.max_shuffle_len());
-        }
-        if self.left {
-            assert!(self.active.is_empty() && self.passive.is_empty() && self.pending.is_empty());
-        }
-    }
-}
-
+use crate::time::Duration;
+use crate::wire::WireError;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
+use rand::Rng as _;
 use std::eprintln;
 
 type Id = u32;
@@ -320,6 +284,33 @@ fn a_disconnect_for_an_old_link_leaves_the_new_one_alone() {
 }
 
 // ----- neighbor requests (§4.3) -----
+
+#[test]
+fn a_passive_peer_evicted_and_back_while_asked_is_not_asked_twice() {
+    // Found by `check_invariants` in `random_inputs_never_panic_and_keep_every_invariant`:
+    // an eviction forgets that a passive peer was tried, but not that it
+    // was asked.
+    let config = Config {
+        active_view_capacity: 3,
+        passive_view_capacity: 1,
+        ..Config::default()
+    };
+    let mut n = HyParView::new(0, config, 1);
+    n.insert_passive(10);
+    n.handle_timeout(T0);
+    n.insert_passive(11); // evicts 10, still asked
+    n.handle_timeout(T0);
+    n.insert_passive(10); // evicts 11, still asked; 10 is back, untried
+    n.handle_timeout(T0);
+    let (out, _) = drain(&mut n);
+    let asked: Vec<Id> = out
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Neighbor { .. }))
+        .map(|(to, _)| *to)
+        .collect();
+    assert_eq!(asked, vec![10, 11], "{out:?}");
+    assert_eq!(n.pending_neighbors().copied().collect::<Vec<_>>(), vec![10, 11]);
+}
 
 #[test]
 fn low_priority_needs_room_high_priority_always_gets_in() {
