@@ -134,10 +134,7 @@ impl<I: Identity> Membership<I> {
     /// The next neighbour change.
     pub(crate) fn poll_event(&mut self) -> Option<Event<I>> {
         match self {
-            Membership::HyParView(h) => h.poll_event().map(|e| match e {
-                hyparview::Event::NeighborUp(p) => Event::NeighborUp(p),
-                hyparview::Event::NeighborDown(p) => Event::NeighborDown(p),
-            }),
+            Membership::HyParView(h) => h.poll_event(),
             Membership::Mesh(m) => m.poll_event(),
         }
     }

@@ -306,14 +306,9 @@ use join::PendingJoin;
 use repair::{Lost, Pending, Probe};
 use views::Link;
 
-/// A change to the active view, reported exactly when it happens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event<I> {
-    /// The peer entered the active view: it is now a neighbor.
-    NeighborUp(I),
-    /// The peer left the active view.
-    NeighborDown(I),
-}
+/// A change to the active view, reported exactly when it happens: the
+/// membership [`Event`](super::Event) both protocols share.
+pub use super::Event;
 
 /// Counters since the node was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
