@@ -17,8 +17,9 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use epidemic_core::broadcast;
+use epidemic_core::node::Message;
 use epidemic_core::node::{BroadcastId, Config, Node};
-use epidemic_core::wire::{DEFAULT_MAX_FRAME, Message};
+use epidemic_core::wire::DEFAULT_MAX_FRAME;
 use epidemic_core::{Duration, Instant};
 
 /// Frames fed in a ring: more than the node's seen-id memory (4 × its

@@ -5,8 +5,9 @@
 use bytes::Bytes;
 use epidemic_core::broadcast::{self, Announcement};
 use epidemic_core::membership::hyparview;
+use epidemic_core::node::Message;
 use epidemic_core::node::{BroadcastId, Config, Node};
-use epidemic_core::wire::{DEFAULT_MAX_FRAME, Message};
+use epidemic_core::wire::DEFAULT_MAX_FRAME;
 use epidemic_core::{Duration, Instant};
 
 const ME: u32 = 0;

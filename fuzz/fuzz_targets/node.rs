@@ -13,7 +13,8 @@ use bytes::Bytes;
 use epidemic_core::broadcast::{self, Announcement};
 use epidemic_core::membership::hyparview::{self, Priority};
 use epidemic_core::node::{BroadcastId, Config, LinkEvent, Node};
-use epidemic_core::wire::{DEFAULT_MAX_FRAME, Message};
+use epidemic_core::node::Message;
+use epidemic_core::wire::DEFAULT_MAX_FRAME;
 use epidemic_core::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 

@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use epidemic_core::membership::hyparview;
 use epidemic_core::node::Event;
-use epidemic_core::wire::{DEFAULT_MAX_FRAME, Message};
+use epidemic_core::node::Message;
+use epidemic_core::wire::DEFAULT_MAX_FRAME;
 use epidemic_driver::DriverConfig;
 use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, Hello, encode_record};
 use epidemic_tcp::{TcpConfig, TcpNode};

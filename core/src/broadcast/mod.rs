@@ -206,6 +206,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 mod bounded;
 mod cache;
 mod config;
+mod id;
 mod missing;
 mod peer;
 mod plumtree;
@@ -217,6 +218,7 @@ mod tests;
 
 pub use cache::MessageCache;
 pub use config::{Config, TreeMode, mesh_eager_fanout};
+pub use id::BroadcastId;
 pub use plumtree::Plumtree;
 pub(crate) use seen::Seen;
 pub use stats::{Counts, Stats};

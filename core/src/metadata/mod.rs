@@ -25,7 +25,7 @@
 //!   (see [`Actor`] for why the node id alone reuses dots). Each sibling is a value
 //!   (bytes, at most [`Config::max_value_len`]) or a tombstone, with the
 //!   writer's timestamp.
-//! - Values are bytes at the core; [`typed`] is a serde layer on top, and
+//! - Values are bytes at the core; [`typed`](crate::node::typed) is a serde layer on top, and
 //!   gives CRDT values their merge.
 //!
 //! ## Writes
@@ -56,7 +56,7 @@
 //! them.
 //!
 //! A prefix registered as CRDT-valued (`Node::register_crdt`, or
-//! [`typed::Typed::register`]) converges to a single sibling on its own:
+//! [`Typed::register`](crate::node::typed::Typed::register)) converges to a single sibling on its own:
 //! when a replica stores siblings there, the replica owning the smallest
 //! live dot (and only it) merges them and writes the result back with the
 //! whole context. Only one replica resolving a given set of siblings is what
@@ -255,7 +255,6 @@ mod replica;
 mod store;
 #[cfg(test)]
 mod tests;
-pub mod typed;
 
 pub use actor::{Actor, Context};
 pub use message::{Message, Tombstone};
@@ -387,7 +386,7 @@ pub enum ChangeSource {
 /// `Node::register_crdt`: it gets every live sibling (at least two) and
 /// returns their merge, or `None` if a value does not decode (the siblings
 /// are then left as they are). It must be a join: commutative, associative
-/// and idempotent. [`typed::merger`] builds one from a
+/// and idempotent. [`typed::merger`](crate::node::typed::merger) builds one from a
 /// [`Merge`](crate::crdt::Merge) type.
 pub type Merger = fn(&[Bytes]) -> Option<Bytes>;
 

@@ -161,10 +161,13 @@
 //! ```
 
 mod config;
+mod message;
 mod stats;
 mod store;
+pub mod typed;
 
 pub use config::{Config, MembershipConfig};
+pub use message::Message;
 pub use stats::{KindStats, PerKind, Stats};
 
 use crate::broadcast::{self, BroadcastError, Plumtree};
@@ -174,26 +177,15 @@ use crate::metadata::{
     self, Actor, ChangeSource, Context, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read,
     Replica, RestoreError, SubscriptionId,
 };
-use crate::wire::{Kind, Message, WireError};
+use crate::wire::{Kind, WireError};
 use crate::{Identity, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use store::Store;
 
-/// The id of a plain broadcast: its origin and the origin's sequence number.
-///
-/// Ids are not content hashes, so two broadcasts of identical bytes are two
-/// messages (DESIGN.md, "Plumtree").
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct BroadcastId<I> {
-    /// The node that broadcast it.
-    pub origin: I,
-    /// The origin's sequence number, from 0.
-    pub seq: u64,
-}
+pub use crate::broadcast::BroadcastId;
 
 /// A frame for the driver to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -637,7 +629,7 @@ impl<I: Identity> Node<I> {
     /// Declares `prefix` CRDT-valued: [`Node::get_resolved`] merges its
     /// siblings with `merger`, and the node that owns a key's siblings writes
     /// the merge back, so the prefix converges to one sibling per key.
-    /// Register it on every node. [`metadata::typed::Typed::register`] does
+    /// Register it on every node. [`typed::Typed::register`] does
     /// this for a [`Merge`](crate::crdt::Merge) type.
     pub fn register_crdt(&mut self, now: Instant, prefix: FullPrefix, merger: Merger) {
         let now = self.clock(now);

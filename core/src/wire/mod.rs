@@ -23,10 +23,8 @@
 //! Decoding is total: every byte string either decodes or yields a typed
 //! [`WireError`]. The protocol layers validate decoded messages further (list
 //! lengths, for instance) and report violations as [`WireError::Invalid`].
-
-mod message;
-
-pub use message::Message;
+//! The messages themselves live with their protocols, and the node's
+//! top-level [`Message`](crate::node::Message) with the node.
 
 use alloc::vec::Vec;
 use core::fmt;

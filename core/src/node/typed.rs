@@ -11,7 +11,7 @@
 //! ```
 //! use epidemic_core::crdt::OrSwot;
 //! use epidemic_core::metadata::FullPrefix;
-//! use epidemic_core::metadata::typed::Typed;
+//! use epidemic_core::node::typed::Typed;
 //! use epidemic_core::node::{Config, Node};
 //! use epidemic_core::Instant;
 //!
@@ -34,10 +34,9 @@
 //! assert_eq!(merged.iter().cloned().collect::<Vec<_>>(), ["gpu", "ssd"]);
 //! ```
 
-use super::Context;
-use super::{FullPrefix, PutError, PutId};
 use crate::crdt::Merge;
 use crate::identity::Identity;
+use crate::metadata::{Context, FullPrefix, PutError, PutId};
 use crate::node::Node;
 use crate::time::Instant;
 use crate::wire::{self, WireError};

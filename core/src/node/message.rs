@@ -1,11 +1,12 @@
-//! The top-level message: one variant per protocol, one [`Kind`] each.
+//! The node's message: one variant per protocol, each framed under its own
+//! [`Kind`] by [`wire`](crate::wire).
 
-use super::{EncodeError, Kind, WireError, decode_body, encode_into, split};
 use crate::Identity;
 use crate::broadcast;
+use crate::broadcast::BroadcastId;
 use crate::membership::{hyparview, mesh};
 use crate::metadata;
-use crate::node::BroadcastId;
+use crate::wire::{EncodeError, Kind, WireError, decode_body, encode_into, split};
 use alloc::vec::Vec;
 
 /// Every message one node sends another.
