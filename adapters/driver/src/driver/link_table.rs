@@ -207,13 +207,13 @@ impl LinkTable {
     }
 
     /// Whether the node was told `Up` for `peer` (and not `Down` since).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn is_up(&self, peer: SocketAddr) -> bool {
         self.peers.get(&peer).is_some_and(|p| p.up)
     }
 
     /// `peer`'s incarnation on its last link.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn incarnation(&self, peer: SocketAddr) -> Option<u64> {
         self.peers.get(&peer).and_then(|p| p.incarnation)
     }

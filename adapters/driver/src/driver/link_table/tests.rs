@@ -157,7 +157,6 @@ fn simultaneous_dial_after_the_winner_is_up_is_still_refused() {
     assert_eq!(small.link_conn(&large), Some(s_dial));
     assert_eq!(large.link_conn(&small), Some(l_in));
     assert_eq!((small.table.conn_count(), large.table.conn_count()), (1, 1));
-    // The refused dial waits for the peer's dial, not the backoff.
     assert_eq!(
         large.table.link(small.me),
         Some(LinkState::Up {
@@ -218,6 +217,39 @@ fn a_peer_redialling_replaces_the_link_it_dialled() {
             dialed: false
         })
     );
+}
+
+/// Characterises the current behaviour: the tie-break does not look at
+/// whether the peer still holds the link. A larger peer that lost the link
+/// we dialled (it saw the connection break before we did) and dials us
+/// again, same incarnation, is refused as a duplicate for as long as we
+/// have not noticed the break ourselves; it retries after
+/// [`DUPLICATE_RETRY`] and is refused again. Only our own report of the
+/// break (or our own re-dial) ends it.
+#[test]
+fn a_larger_peer_redialling_while_we_hold_our_dial_is_refused_until_we_notice() {
+    let mut small = Side::new(1000, 11);
+    let mut large = Side::new(2000, 22);
+    let dial = small.dial(large.me);
+    let (l_in, _) = large.hello_from(&small);
+    assert!(small.answer(dial, &large, true));
+    // The larger side sees the link break and dials again.
+    assert!(large.table.closed(l_in, small.me));
+    for attempt in 0..3 {
+        let now = at(attempt * DUPLICATE_RETRY.as_millis() as u64);
+        assert!(large.table.may_dial(small.me, now));
+        let l_dial = large.table.dial(small.me);
+        let (_, ok) = small.hello_from(&large);
+        assert!(!ok, "refused: we still hold the link we dialled");
+        assert_eq!(
+            large.table.dial_failed(l_dial, small.me, DialFailure::Duplicate, now),
+            DialOutcome::Duplicate
+        );
+    }
+    // Once we notice, the next dial (theirs or ours) goes through.
+    assert!(small.table.closed(dial, large.me));
+    let (_, ok) = small.hello_from(&large);
+    assert!(ok);
 }
 
 #[test]
