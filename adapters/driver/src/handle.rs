@@ -1,9 +1,10 @@
 //! The thread-safe handle to a running node, and its event stream.
 
+use crate::driver::Command;
 use crate::link::Input;
 use crate::oneshot;
 use crate::queue::{PushError, Queue};
-use crate::stats::{DriverStats, NodeStats};
+use crate::stats::NodeStats;
 use crate::store::Durable;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use bytes::Bytes;
@@ -35,45 +36,6 @@ pub enum Error {
     /// The store failed before the write was durable; the node stopped.
     #[error("storage failed: {0}")]
     Storage(String),
-}
-
-/// A read-only look at the node and the driver's counters, run on the
-/// driver's loop.
-pub(crate) type InspectFn = Box<dyn FnOnce(&Node<SocketAddr>, &DriverStats) + Send>;
-
-/// What a handle asks of the loop.
-pub(crate) enum Command {
-    Broadcast {
-        payload: Bytes,
-        reply: oneshot::Sender<Result<BroadcastId<SocketAddr>, BroadcastError>>,
-    },
-    Join {
-        contacts: Vec<SocketAddr>,
-        reply: oneshot::Sender<()>,
-    },
-    Leave {
-        reply: oneshot::Sender<()>,
-    },
-    /// A put (`value: Some`) or a delete (`value: None`).
-    Put {
-        prefix: FullPrefix,
-        key: Bytes,
-        value: Option<Bytes>,
-        context: Option<metadata::Context<SocketAddr>>,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    Subscribe {
-        prefix: FullPrefix,
-        reply: oneshot::Sender<SubscriptionId>,
-    },
-    Unsubscribe {
-        id: SubscriptionId,
-        reply: oneshot::Sender<bool>,
-    },
-    Inspect(InspectFn),
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
 }
 
 struct Subscriber {
