@@ -1,0 +1,122 @@
+//! The bus's settings and what it reports to an observer.
+
+use crate::Id;
+use bytes::Bytes;
+use epidemic_core::Duration;
+use epidemic_core::metadata::{FullPrefix, PutId};
+use epidemic_core::node::BroadcastId;
+#[cfg(doc)]
+use epidemic_core::node::{Event, LinkEvent};
+
+#[cfg(doc)]
+use super::Bus;
+
+/// How long a frame takes from sender to receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniform in `[min, max]`, drawn per frame.
+    Uniform {
+        /// Shortest.
+        min: Duration,
+        /// Longest.
+        max: Duration,
+    },
+}
+
+/// The bus's settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BusConfig {
+    /// Seeds latency, drops and every node's seed.
+    pub seed: u64,
+    /// Per-frame latency.
+    pub latency: Latency,
+    /// Probability that a frame is silently lost, in `[0, 1]`.
+    pub drop_probability: f64,
+    /// How long after a link breaks (crash, partition, dead destination) its
+    /// surviving end hears [`LinkEvent::Down`].
+    pub detection_delay: Duration,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            seed: 0,
+            // A few milliseconds: a LAN or a single cloud region.
+            latency: Latency::Uniform {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(10),
+            },
+            drop_probability: 0.0,
+            // A keep-alive or connect timeout of about a second.
+            detection_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+impl BusConfig {
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the latency model.
+    pub fn with_latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Sets the drop probability.
+    pub fn with_drop_probability(mut self, p: f64) -> Self {
+        self.drop_probability = p;
+        self
+    }
+
+    /// Sets the failure detection delay.
+    pub fn with_detection_delay(mut self, d: Duration) -> Self {
+        self.detection_delay = d;
+        self
+    }
+}
+
+/// An application-facing event the bus saw while
+/// [`Bus::set_observing`] was on: what a test harness needs to check a run
+/// against a model (the chaos sweep's acknowledged history and delivery
+/// log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Observation {
+    /// Node `at`, in its life `incarnation`, emitted
+    /// [`Event::Delivered`] for `id`.
+    Delivered {
+        /// The node that delivered.
+        at: Id,
+        /// Its incarnation (bumped at every crash).
+        incarnation: u32,
+        /// The broadcast.
+        id: BroadcastId<Id>,
+    },
+    /// Node `at` emitted [`Event::PutDurable`]: the put or delete is
+    /// acknowledged.
+    PutDurable {
+        /// The node that coordinated the write.
+        at: Id,
+        /// The id its `put` or `delete` returned.
+        put: PutId,
+    },
+    /// Node `at` persisted the removal of a key: it garbage-collected the
+    /// object it had stored there, `object` (encoded, as persisted).
+    Collected {
+        /// The node that collected.
+        at: Id,
+        /// The key's full prefix.
+        prefix: FullPrefix,
+        /// The key.
+        key: Bytes,
+        /// The object it held until then.
+        object: Bytes,
+    },
+}
