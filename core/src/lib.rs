@@ -20,6 +20,20 @@
 //!   links  ──► handle_link  ┘                └─► poll_timeout  ──► next wake-up
 //! ```
 //!
+//! ## What an embedder needs
+//!
+//! Everything a driver or an application touches is re-exported here:
+//! [`Node`] with its [`Config`], inputs ([`LinkEvent`], [`Instant`]) and
+//! outputs ([`Transmit`], [`Event`]); broadcast ids ([`BroadcastId`]); the
+//! metadata store's keys, reads and durability records ([`FullPrefix`],
+//! [`Read`], [`Value`], [`Context`], [`Persist`]); the typed layer
+//! ([`Typed`]); and every error ([`PutError`], [`RestoreError`],
+//! [`BroadcastError`], [`WireError`], [`EncodeError`]). The building blocks
+//! that are useful alone stay public in their modules: [`clock`], [`crdt`]
+//! and [`hashtree`]. The membership and broadcast state machines are driven
+//! by the node; they are public for the project's own tests and tools but
+//! not a supported stand-alone API, and hidden from these docs.
+//!
 //! ## Modules
 //!
 //! - [`time`]: `Instant` and `Duration`, monotonic microseconds.
@@ -32,7 +46,7 @@
 //!   DVVSet siblings, Plumtree dissemination, anti-entropy, tombstone
 //!   collection, durability events and a typed layer.
 //! - [`wire`]: versioned frames with typed decode errors.
-//! - [`node`]: the [`Node`](node::Node), which composes them behind one
+//! - [`node`]: the [`Node`], which composes them behind one
 //!   sans-IO contract.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -51,9 +65,19 @@ pub mod identity;
 pub mod membership;
 pub mod metadata;
 pub mod node;
+#[doc(hidden)]
 pub mod rng;
 pub mod time;
 pub mod wire;
 
+pub use broadcast::{BroadcastError, BroadcastId};
 pub use identity::Identity;
+pub use membership::LinkEvent;
+pub use metadata::{
+    Actor, ChangeSource, Context, FullPrefix, Persist, PersistId, PutError, PutId, Read, RestoreError, SubscriptionId,
+    Value,
+};
+pub use node::typed::{Typed, TypedError, TypedRead};
+pub use node::{Config, Event, Node, Transmit};
 pub use time::{Duration, Instant};
+pub use wire::{EncodeError, WireError};

@@ -216,9 +216,13 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+#[doc(hidden)]
 pub use cache::MessageCache;
-pub use config::{Config, TreeMode, mesh_eager_fanout};
+#[doc(hidden)]
+pub use config::mesh_eager_fanout;
+pub use config::{Config, TreeMode};
 pub use id::BroadcastId;
+#[doc(hidden)]
 pub use plumtree::Plumtree;
 pub(crate) use seen::Seen;
 pub use stats::{Counts, Stats};
@@ -227,12 +231,14 @@ pub use stats::{Counts, Stats};
 ///
 /// Blanket-implemented. Ids are chosen by the caller and are never derived
 /// from payloads, so two identical payloads are two messages.
+#[doc(hidden)]
 pub trait MessageId: Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned + 'static {}
 
 impl<T> MessageId for T where T: Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned + 'static {}
 
 /// The answer to a GRAFT, from the application's store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Graft {
     /// We have the message: here is its payload, to be sent to the grafter.
     Payload(Bytes),
@@ -250,6 +256,7 @@ pub enum Graft {
 /// The questions are answered from the application's store, not only from a
 /// cache, which is what lets the metadata store and a plain message cache
 /// share one engine.
+#[doc(hidden)]
 pub trait Handler<M> {
     /// Delivers (or merges) an incoming payload. `true` means it was new:
     /// the engine reports it and keeps forwarding it. `false` means we
@@ -268,6 +275,7 @@ pub trait Handler<M> {
 /// One lazy-push announcement: "I have `id`, which reached me from `root`;
 /// through me it would be hop `round + 1`".
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct Announcement<I, M> {
     /// The announced message.
     pub id: M,
@@ -284,6 +292,7 @@ pub struct Announcement<I, M> {
 /// adds one, so a receiver is at hop `round + 1` (PAPERS.md: "the first send
 /// is hop 1").
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Message<I, M> {
     /// Eager push of a payload (paper §3).
     Gossip {
@@ -337,6 +346,7 @@ pub enum Message<I, M> {
 /// What the engine tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[doc(hidden)]
 pub enum Event<I, M> {
     /// A message new to us (the handler's `merge` said so).
     ///

@@ -94,6 +94,7 @@ impl fmt::Debug for Config {
 /// A mesh membership message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound = "I: Identity")]
+#[doc(hidden)]
 pub enum Message<I: Identity> {
     /// The sender's whole member set.
     State {
@@ -104,15 +105,18 @@ pub enum Message<I: Identity> {
 
 /// The writer of a change to the member set: a node in one life (its
 /// identity and incarnation), so that no two lives of a node reuse a dot.
+#[doc(hidden)]
 pub type Writer<I> = (I, u32);
 
 /// A change in the set of reachable members: a member became a reachable
 /// neighbour, or stopped being one (removed, or its link is down).
+#[doc(hidden)]
 pub use super::Event;
 
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[doc(hidden)]
 pub struct Stats {
     /// State messages sent.
     pub sent: u64,
@@ -123,6 +127,7 @@ pub struct Stats {
 }
 
 /// Full-mesh membership state machine. See the [module docs](self).
+#[doc(hidden)]
 pub struct Mesh<I: Identity> {
     me: I,
     writer: Writer<I>,

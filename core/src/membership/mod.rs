@@ -43,6 +43,7 @@ pub enum Config {
 
 /// A change in the set of neighbours, from either protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Event<I> {
     /// The peer became a neighbour: it entered the HyParView active view, or
     /// is a member whose link is up in mesh mode.

@@ -257,6 +257,7 @@ mod store;
 mod tests;
 
 pub use actor::{Actor, Context};
+#[doc(hidden)]
 pub use message::{Message, Tombstone};
 pub(crate) use message::{validate, validate_broadcast};
 pub use object::{Object, Read, Value};
@@ -314,6 +315,7 @@ impl FullPrefix {
 /// so every write is its own message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(bound(serialize = "I: Serialize", deserialize = "I: Ord + Deserialize<'de>"))]
+#[doc(hidden)]
 pub struct Id<I: Ord> {
     /// The key's full prefix.
     pub prefix: FullPrefix,

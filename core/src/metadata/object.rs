@@ -238,7 +238,7 @@ pub struct Value {
 /// A key written once, or always by writers that read it first, has one
 /// sibling. Concurrent writes leave several; resolve them with
 /// [`lww`](Read::lww), [`resolve`](Read::resolve) or a CRDT merge (see
-/// [`typed`](super::typed)), and write the result back with
+/// [`typed`](crate::node::typed)), and write the result back with
 /// [`context`](Read::context) to collapse them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read<I: Ord> {

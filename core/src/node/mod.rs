@@ -167,6 +167,7 @@ mod store;
 pub mod typed;
 
 pub use config::{Config, MembershipConfig};
+#[doc(hidden)]
 pub use message::Message;
 pub use stats::{KindStats, PerKind, Stats};
 
@@ -358,11 +359,13 @@ impl<I: Identity> Node<I> {
     }
 
     /// The broadcast engine, for inspection (eager and lazy sets per root).
+    #[doc(hidden)]
     pub fn plumtree(&self) -> &Plumtree<I, BroadcastId<I>> {
         &self.plumtree
     }
 
     /// The metadata broadcast engine, for inspection.
+    #[doc(hidden)]
     pub fn metadata_plumtree(&self) -> &Plumtree<I, metadata::Id<Actor<I>>> {
         &self.metadata.plumtree
     }
@@ -640,16 +643,19 @@ impl<I: Identity> Node<I> {
     // ---- D. outputs -------------------------------------------------------
 
     /// The next frame to send.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit<I>> {
         self.transmits.pop_front()
     }
 
     /// The next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event<I>> {
         self.events.pop_front()
     }
 
     /// The earliest instant at which [`Node::handle_timeout`] has work.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.membership.poll_timeout(),

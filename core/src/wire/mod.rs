@@ -34,6 +34,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// Bytes before the body: version and kind.
+#[doc(hidden)]
 pub const HEADER_LEN: usize = 2;
 
 /// The default upper bound on a frame, header included: 1 MiB.
@@ -48,6 +49,7 @@ pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[repr(u8)]
+#[doc(hidden)]
 pub enum Kind {
     /// HyParView membership (join, shuffle, neighbor, disconnect).
     HyParView = 1,
@@ -159,6 +161,7 @@ impl core::error::Error for EncodeError {}
 
 /// Checks a frame length (from a length prefix, say) against `max` before any
 /// buffer is allocated for it.
+#[doc(hidden)]
 pub const fn check_len(len: usize, max: usize) -> Result<(), WireError> {
     if len > max {
         Err(WireError::TooLarge { len, max })
@@ -170,6 +173,7 @@ pub const fn check_len(len: usize, max: usize) -> Result<(), WireError> {
 /// Encodes `body` as a frame of `kind`, appending to `out`.
 ///
 /// On error `out` is left as it was.
+#[doc(hidden)]
 pub fn encode_into<T: Serialize + ?Sized>(
     kind: Kind,
     body: &T,
@@ -193,6 +197,7 @@ pub fn encode_into<T: Serialize + ?Sized>(
 }
 
 /// Encodes `body` as a new frame of `kind`.
+#[doc(hidden)]
 pub fn encode<T: Serialize + ?Sized>(kind: Kind, body: &T, max: usize) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
     encode_into(kind, body, max, &mut out)?;
@@ -201,6 +206,7 @@ pub fn encode<T: Serialize + ?Sized>(kind: Kind, body: &T, max: usize) -> Result
 
 /// Splits a frame into its kind and body after checking length, version and
 /// kind. Nothing is allocated.
+#[doc(hidden)]
 pub fn split(frame: &[u8], max: usize) -> Result<(Kind, &[u8]), WireError> {
     check_len(frame.len(), max)?;
     let [version, kind, body @ ..] = frame else {
@@ -215,6 +221,7 @@ pub fn split(frame: &[u8], max: usize) -> Result<(Kind, &[u8]), WireError> {
 
 /// Decodes a whole body; leftover bytes are an error, so a frame has exactly
 /// one meaning.
+#[doc(hidden)]
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
     match postcard::take_from_bytes::<T>(body) {
         Ok((value, [])) => Ok(value),

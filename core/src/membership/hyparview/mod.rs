@@ -300,6 +300,7 @@ mod tests;
 mod views; // the active and passive views
 
 pub use config::Config;
+#[doc(hidden)]
 pub use message::{Message, MessageCounts, Priority};
 
 use join::PendingJoin;
@@ -308,11 +309,13 @@ use views::Link;
 
 /// A change to the active view, reported exactly when it happens: the
 /// membership [`Event`](super::Event) both protocols share.
+#[doc(hidden)]
 pub use super::Event;
 
 /// Counters since the node was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[doc(hidden)]
 pub struct Stats {
     /// Messages queued for sending.
     pub sent: MessageCounts,
@@ -381,6 +384,7 @@ pub struct Stats {
 /// `poll_event`, then sleep until `poll_timeout`. Time must not go
 /// backwards.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct HyParView<I: Identity> {
     me: I,
     config: Config,
