@@ -15,6 +15,8 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+mod lazy;
+
 /// How a delivered message reached us.
 struct Received<I> {
     root: I,
@@ -217,46 +219,6 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         self.trees
             .add_neighbor(&peer, self.neighbors.len(), eager, lazy, &mut self.rng);
         self.catch_up(now, peer);
-    }
-
-    /// Announces the messages of the last [`Config::catch_up_window`] to a
-    /// neighbour that just came up (see there why).
-    fn catch_up(&mut self, now: Instant, peer: I) {
-        self.forget_old(now);
-        if self.recent.is_empty() {
-            return;
-        }
-        let max_outstanding = self.config.max_outstanding;
-        let max_queue = self.config.max_lazy_queue;
-        let state = self.peers.entry(peer).or_insert_with(|| Peer::new(max_outstanding));
-        for (_, a) in &self.recent {
-            self.stats.lazy_dropped += u64::from(state.enqueue(a.clone(), max_queue));
-            self.stats.catch_up_announcements += 1;
-        }
-        self.arm_dispatch(now);
-    }
-
-    /// Remembers a message delivered or originated now, for [`catch_up`](Self::catch_up).
-    fn remember(&mut self, now: Instant, a: Announcement<I, M>) {
-        if self.config.max_catch_up == 0 || self.config.catch_up_window == Duration::ZERO {
-            return;
-        }
-        self.forget_old(now);
-        if self.recent.len() == self.config.max_catch_up {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((now, a));
-    }
-
-    fn forget_old(&mut self, now: Instant) {
-        let window = self.config.catch_up_window;
-        while self
-            .recent
-            .front()
-            .is_some_and(|(at, _)| now.saturating_since(*at) > window)
-        {
-            self.recent.pop_front();
-        }
     }
 
     /// A neighbour went down. It leaves every set; its lazy queue and
@@ -727,102 +689,6 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         if retransmit || queued {
             self.arm_lazy_tick(now);
         }
-    }
-
-    /// Flushes every lazy queue in batches; what is sent becomes
-    /// outstanding (Riak).
-    fn dispatch(&mut self, now: Instant) {
-        self.dispatch_at = None;
-        let batch = self.config.max_ihave_batch.max(1);
-        for (to, peer) in &mut self.peers {
-            Self::flush(to, peer, batch, now, &mut self.stats, &mut self.transmits);
-        }
-        self.arm_lazy_tick(now);
-    }
-
-    /// Sends `peer`'s lazy queue in batches; what is sent becomes
-    /// outstanding.
-    fn flush(
-        to: &I,
-        peer: &mut Peer<I, M>,
-        batch: usize,
-        now: Instant,
-        stats: &mut Stats,
-        transmits: &mut VecDeque<(I, Message<I, M>)>,
-    ) {
-        while !peer.queue.is_empty() {
-            let n = batch.min(peer.queue.len());
-            let announcements: Vec<_> = peer.queue.drain(..n).collect();
-            for a in &announcements {
-                let pending = Pending {
-                    root: a.root.clone(),
-                    round: a.round,
-                    sent_at: now,
-                };
-                if peer.outstanding.insert(a.id.clone(), pending).is_some() {
-                    stats.outstanding_dropped += 1;
-                }
-            }
-            stats.announcements_sent += n as u64;
-            stats.sent.ihave += 1;
-            transmits.push_back((to.clone(), Message::IHave { announcements }));
-        }
-    }
-
-    /// Riak's lazy tick: re-sends every announcement outstanding for at
-    /// least a tick.
-    fn lazy_tick(&mut self, now: Instant) {
-        self.lazy_tick_at = None;
-        let tick = self.tick();
-        let batch = self.config.max_ihave_batch.max(1);
-        for (to, peer) in &mut self.peers {
-            let due: Vec<Announcement<I, M>> = peer
-                .outstanding
-                .iter()
-                .filter(|(_, p)| p.sent_at + tick <= now)
-                .map(|(id, p)| Announcement {
-                    id: id.clone(),
-                    root: p.root.clone(),
-                    round: p.round,
-                })
-                .collect();
-            for a in &due {
-                if let Some(p) = peer.outstanding.get_mut(&a.id) {
-                    p.sent_at = now;
-                }
-            }
-            self.stats.announcements_resent += due.len() as u64;
-            let mut due = due.into_iter();
-            loop {
-                let announcements: Vec<_> = due.by_ref().take(batch).collect();
-                if announcements.is_empty() {
-                    break;
-                }
-                self.stats.sent.ihave += 1;
-                self.transmits.push_back((to.clone(), Message::IHave { announcements }));
-            }
-        }
-        self.arm_lazy_tick(now);
-    }
-
-    /// Lazy queues flush one dispatch interval after the first announcement
-    /// queued since the last flush.
-    fn arm_dispatch(&mut self, now: Instant) {
-        if self.dispatch_at.is_none() {
-            self.dispatch_at = Some(now + self.config.dispatch_interval);
-        }
-    }
-
-    fn arm_lazy_tick(&mut self, now: Instant) {
-        if self.lazy_tick_at.is_none() && self.peers.values().any(|p| !p.outstanding.is_empty()) {
-            self.lazy_tick_at = Some(now + self.tick());
-        }
-    }
-
-    /// The lazy tick, at least 1 ms: a zero tick would make the timer due
-    /// forever at the same instant.
-    fn tick(&self) -> Duration {
-        self.config.lazy_tick.max(Duration::from_millis(1))
     }
 
     fn is_neighbor(&self, peer: &I) -> bool {
