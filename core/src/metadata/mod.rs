@@ -261,7 +261,7 @@ pub use actor::{Actor, Context};
 pub use message::{Message, Tombstone};
 pub(crate) use message::{validate, validate_broadcast};
 pub use object::{Object, Read, Value};
-pub(crate) use replica::{Notice, Peers, Replica};
+pub(crate) use replica::{Notice, Outbound, Peers, Replica};
 
 use crate::broadcast;
 use crate::clock::VClock;

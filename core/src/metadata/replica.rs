@@ -64,16 +64,16 @@ pub(crate) struct Durability {
 /// Everything the broadcast handler and the repairs touch: the store and
 /// what hangs off its changes.
 pub(crate) struct Core<I: Ord> {
-    pub(crate) me: I,
-    pub(crate) config: Config,
+    pub(super) me: I,
+    pub(super) config: Config,
     /// The `now` of the call being handled (the handler has no other way to
     /// learn it).
-    pub(crate) now: Instant,
+    pub(super) now: Instant,
     /// The writer this node names its dots with now (see [`Actor`]).
-    pub(crate) actor: Actor<I>,
-    pub(crate) store: Store<Actor<I>>,
-    pub(crate) collected: Collected<Actor<I>>,
-    pub(crate) durability: Durability,
+    pub(super) actor: Actor<I>,
+    pub(super) store: Store<Actor<I>>,
+    pub(super) collected: Collected<Actor<I>>,
+    pub(super) durability: Durability,
     subscriptions: BTreeMap<SubscriptionId, FullPrefix>,
     by_prefix: BTreeMap<FullPrefix, Vec<SubscriptionId>>,
     next_subscription: u64,
@@ -82,8 +82,8 @@ pub(crate) struct Core<I: Ord> {
     to_resolve: BTreeSet<Key>,
     /// Keys whose writes are clean and to be broadcast.
     ready: BTreeSet<Key>,
-    pub(crate) notices: VecDeque<Notice>,
-    pub(crate) stats: Stats,
+    pub(super) notices: VecDeque<Notice>,
+    pub(super) stats: Stats,
 }
 
 impl<I: Identity> Core<I> {
@@ -189,16 +189,26 @@ impl<I: Identity> Core<I> {
     }
 }
 
-/// The metadata state machine the node drives.
+/// The metadata state machine the node drives. Its parts are its own: the
+/// node hands it inputs and drains one stream of messages from it.
 pub(crate) struct Replica<I: Identity> {
-    pub(crate) core: Core<I>,
-    pub(crate) plumtree: Plumtree<I, Id<Actor<I>>>,
-    pub(crate) ae: AntiEntropy<I>,
-    pub(crate) gc: Gc<I>,
-    pub(crate) rng: Rng,
-    pub(crate) transmits: VecDeque<(I, Message<Actor<I>>)>,
+    pub(super) core: Core<I>,
+    pub(super) plumtree: Plumtree<I, Id<Actor<I>>>,
+    pub(super) ae: AntiEntropy<I>,
+    pub(super) gc: Gc<I>,
+    pub(super) rng: Rng,
+    pub(super) transmits: VecDeque<(I, Message<Actor<I>>)>,
     /// The most bytes one anti-entropy or GC message may carry.
-    pub(crate) budget: usize,
+    pub(super) budget: usize,
+}
+
+/// A message the replica sends: a metadata broadcast (Plumtree) or an
+/// anti-entropy or collection message.
+pub(crate) enum Outbound<I: Identity> {
+    /// Plumtree dissemination of a write.
+    Broadcast(crate::broadcast::Message<I, Id<Actor<I>>>),
+    /// Anti-entropy and tombstone collection.
+    AntiEntropy(Message<Actor<I>>),
 }
 
 impl<I: Identity> Replica<I> {
@@ -588,8 +598,37 @@ impl<I: Identity> Replica<I> {
         .min()
     }
 
-    pub(crate) fn poll_transmit(&mut self) -> Option<(I, Message<Actor<I>>)> {
-        self.transmits.pop_front()
+    /// The next message to send: broadcast traffic first, then
+    /// anti-entropy.
+    pub(crate) fn poll_transmit(&mut self) -> Option<(I, Outbound<I>)> {
+        // Deliveries reach the application as `Changed` notices (the store
+        // merged them already): the engine's own events carry nothing more.
+        while self.plumtree.poll_event().is_some() {}
+        if let Some((to, m)) = self.plumtree.poll_transmit() {
+            return Some((to, Outbound::Broadcast(m)));
+        }
+        self.transmits.pop_front().map(|(to, m)| (to, Outbound::AntiEntropy(m)))
+    }
+
+    /// A peer became a neighbour: the metadata broadcast trees grow to it.
+    pub(crate) fn neighbor_up(&mut self, now: Instant, peer: I) {
+        self.plumtree.neighbor_up(now, peer);
+    }
+
+    /// A peer stopped being a neighbour.
+    pub(crate) fn neighbor_down(&mut self, now: Instant, peer: &I) {
+        self.plumtree.neighbor_down(now, peer);
+    }
+
+    /// A metadata or anti-entropy message from a peer that is not a member
+    /// was refused.
+    pub(crate) fn refused_non_member(&mut self) {
+        self.core.stats.refused_non_member += 1;
+    }
+
+    /// The metadata broadcast engine, for inspection.
+    pub(crate) fn plumtree(&self) -> &Plumtree<I, Id<Actor<I>>> {
+        &self.plumtree
     }
 
     pub(crate) fn poll_notice(&mut self) -> Option<Notice> {

@@ -352,7 +352,7 @@ impl<I: Identity> Node<I> {
         s.plumtree = self.plumtree.stats();
         s.message_cache = self.cache.len();
         s.metadata = self.metadata.stats();
-        s.metadata_plumtree = self.metadata.plumtree.stats();
+        s.metadata_plumtree = self.metadata.plumtree().stats();
         s.transmit_queue = self.transmits.len();
         s.event_queue = self.events.len();
         s
@@ -367,7 +367,7 @@ impl<I: Identity> Node<I> {
     /// The metadata broadcast engine, for inspection.
     #[doc(hidden)]
     pub fn metadata_plumtree(&self) -> &Plumtree<I, metadata::Id<Actor<I>>> {
-        &self.metadata.plumtree
+        self.metadata.plumtree()
     }
 
     /// Whether `peer` is a member: in mesh mode, of the member set; in
@@ -455,14 +455,14 @@ impl<I: Identity> Node<I> {
                 if self.is_member(&from) {
                     self.metadata.handle_broadcast(now, from, m);
                 } else {
-                    self.metadata.core.stats.refused_non_member += 1;
+                    self.metadata.refused_non_member();
                 }
             }
             Input::AntiEntropy(m) => {
                 if self.is_member(&from) {
                     self.metadata.handle_message(now, from, m);
                 } else {
-                    self.metadata.core.stats.refused_non_member += 1;
+                    self.metadata.refused_non_member();
                 }
             }
         }
@@ -711,11 +711,11 @@ impl<I: Identity> Node<I> {
                 progressed = true;
                 if up {
                     self.plumtree.neighbor_up(now, peer.clone());
-                    self.metadata.plumtree.neighbor_up(now, peer.clone());
+                    self.metadata.neighbor_up(now, peer.clone());
                     self.events.push_back(Event::NeighborUp(peer));
                 } else {
                     self.plumtree.neighbor_down(now, &peer);
-                    self.metadata.plumtree.neighbor_down(now, &peer);
+                    self.metadata.neighbor_down(now, &peer);
                     self.events.push_back(Event::NeighborDown(peer));
                 }
             }
@@ -738,18 +738,13 @@ impl<I: Identity> Node<I> {
                 progressed = true;
                 self.events.push_back(Event::Delivered { id, payload, hops });
             }
-            while let Some((to, m)) = self.metadata.plumtree.poll_transmit() {
+            while let Some((to, out)) = self.metadata.poll_transmit() {
                 progressed = true;
-                self.send(to, &Message::Metadata(m));
-            }
-            // Metadata deliveries reach the application as `Changed` events
-            // (the store merged them already).
-            while self.metadata.plumtree.poll_event().is_some() {
-                progressed = true;
-            }
-            while let Some((to, m)) = self.metadata.poll_transmit() {
-                progressed = true;
-                self.send(to, &Message::AntiEntropy(m));
+                let message = match out {
+                    metadata::Outbound::Broadcast(m) => Message::Metadata(m),
+                    metadata::Outbound::AntiEntropy(m) => Message::AntiEntropy(m),
+                };
+                self.send(to, &message);
             }
             while let Some(notice) = self.metadata.poll_notice() {
                 progressed = true;
