@@ -268,7 +268,18 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     /// is a payload) but never add them to a set: only the membership layer
     /// decides who is a neighbour.
     pub fn handle_message(&mut self, now: Instant, from: I, msg: Message<I, M>, h: &mut impl Handler<M>) {
-        if from == self.me || Self::validate(&msg, &self.config).is_err() {
+        if Self::validate(&msg, &self.config).is_err() {
+            self.stats.invalid += 1;
+            return;
+        }
+        self.handle_validated(now, from, msg, h);
+    }
+
+    /// [`handle_message`](Self::handle_message) for a message the caller
+    /// has validated already (the node validates every frame once, when it
+    /// decodes it).
+    pub(crate) fn handle_validated(&mut self, now: Instant, from: I, msg: Message<I, M>, h: &mut impl Handler<M>) {
+        if from == self.me {
             self.stats.invalid += 1;
             return;
         }

@@ -241,10 +241,17 @@ impl<I: Identity> Mesh<I> {
 
     /// A message from `from`.
     pub fn handle_message(&mut self, now: Instant, from: I, message: Message<I>) {
-        self.arm(now);
         if self.validate(&message).is_err() {
+            self.arm(now);
             return;
         }
+        self.handle_validated(now, from, message);
+    }
+
+    /// [`handle_message`](Self::handle_message) for a message the caller
+    /// has validated already (the node validates every frame once).
+    pub(crate) fn handle_validated(&mut self, now: Instant, from: I, message: Message<I>) {
+        self.arm(now);
         let Message::State { members } = message;
         self.stats.received += 1;
         let before = self.members.clone();

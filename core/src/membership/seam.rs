@@ -61,8 +61,8 @@ impl<I: Identity> Membership<I> {
     /// nothing, if it belongs to the other protocol.
     pub(crate) fn handle_message(&mut self, now: Instant, from: I, message: Message<I>) -> bool {
         match (self, message) {
-            (Membership::HyParView(h), Message::HyParView(m)) => h.handle_message(now, from, m),
-            (Membership::Mesh(mesh), Message::Mesh(m)) => mesh.handle_message(now, from, m),
+            (Membership::HyParView(h), Message::HyParView(m)) => h.handle_validated(now, from, m),
+            (Membership::Mesh(mesh), Message::Mesh(m)) => mesh.handle_validated(now, from, m),
             _ => return false,
         }
         true

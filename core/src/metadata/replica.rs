@@ -485,7 +485,7 @@ impl<I: Identity> Replica<I> {
         message: crate::broadcast::Message<I, Id<Actor<I>>>,
     ) {
         self.core.now = now;
-        self.plumtree.handle_message(now, from, message, &mut self.core);
+        self.plumtree.handle_validated(now, from, message, &mut self.core);
         self.flush(now);
         self.arm(now);
     }

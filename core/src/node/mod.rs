@@ -450,7 +450,7 @@ impl<I: Identity> Node<I> {
                     self.stats.out_of_place += 1;
                 }
             }
-            Input::Plumtree(m) => self.plumtree.handle_message(now, from, m, &mut self.cache),
+            Input::Plumtree(m) => self.plumtree.handle_validated(now, from, m, &mut self.cache),
             Input::Metadata(m) => {
                 if self.is_member(&from) {
                     self.metadata.handle_broadcast(now, from, m);
