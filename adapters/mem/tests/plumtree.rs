@@ -67,12 +67,23 @@ fn every_node_a_sender(tree: TreeMode, label: &str) {
     assert!(runs.iter().all(|m| m.duplicates == 0));
 }
 
+/// 2,000 broadcasts on 1,000 nodes: behind the `scale-tests` feature, which
+/// `.ci/run` turns on in a step of its own.
 #[test]
+#[cfg_attr(
+    not(feature = "scale-tests"),
+    ignore = "scale test: cargo test -p epidemic-mem --features scale-tests"
+)]
 fn every_node_a_sender_shared_tree() {
     every_node_a_sender(TreeMode::Shared, "all senders, shared tree");
 }
 
+/// As [`every_node_a_sender_shared_tree`], with a tree per sender.
 #[test]
+#[cfg_attr(
+    not(feature = "scale-tests"),
+    ignore = "scale test: cargo test -p epidemic-mem --features scale-tests"
+)]
 fn every_node_a_sender_per_root_trees() {
     every_node_a_sender(TreeMode::PerRoot { max_roots: N }, "all senders, per-root trees");
 }
