@@ -2,6 +2,7 @@
 
 use super::bounded::BoundedMap;
 use super::{Graft, Handler, MessageId};
+use crate::time::Instant;
 use bytes::Bytes;
 use core::fmt;
 
@@ -83,7 +84,7 @@ impl<M: MessageId> MessageCache<M> {
 }
 
 impl<M: MessageId> Handler<M> for MessageCache<M> {
-    fn merge(&mut self, id: &M, payload: &Bytes) -> bool {
+    fn merge(&mut self, _now: Instant, id: &M, payload: &Bytes) -> bool {
         if self.seen.contains_key(id) {
             return false;
         }
@@ -121,8 +122,8 @@ mod tests {
     fn detects_duplicates_and_answers_grafts() {
         let mut c = MessageCache::new(2, 4);
         let p = Bytes::from_static(b"x");
-        assert!(c.merge(&1u32, &p));
-        assert!(!c.merge(&1, &p));
+        assert!(c.merge(Instant::ZERO, &1u32, &p));
+        assert!(!c.merge(Instant::ZERO, &1, &p));
         assert!(c.is_stale(&1));
         assert!(!c.is_stale(&2));
         assert_eq!(c.graft(&1), Graft::Payload(p.clone()));
@@ -134,15 +135,15 @@ mod tests {
         let mut c = MessageCache::new(2, 4);
         let p = Bytes::from_static(b"x");
         for id in 0u32..5 {
-            assert!(c.merge(&id, &p));
+            assert!(c.merge(Instant::ZERO, &id, &p));
         }
         assert_eq!((c.len(), c.seen_len()), (2, 4));
         // Payload evicted but still seen: a duplicate, and grafts get Missing.
         assert!(c.is_stale(&2));
         assert_eq!(c.graft(&2), Graft::Missing);
-        assert!(!c.merge(&2, &p));
+        assert!(!c.merge(Instant::ZERO, &2, &p));
         // Evicted from the seen set too: looks new again (documented).
         assert!(!c.is_stale(&0));
-        assert!(c.merge(&0, &p));
+        assert!(c.merge(Instant::ZERO, &0, &p));
     }
 }

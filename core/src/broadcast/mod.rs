@@ -197,6 +197,7 @@
 //! assert!(b.poll_event().is_none());
 //! ```
 
+use crate::time::Instant;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use core::fmt::{self, Debug};
@@ -261,8 +262,8 @@ pub trait Handler<M> {
     /// Delivers (or merges) an incoming payload. `true` means it was new:
     /// the engine reports it and keeps forwarding it. `false` means we
     /// already had it (or something newer), which makes the sender's copy a
-    /// duplicate.
-    fn merge(&mut self, id: &M, payload: &Bytes) -> bool;
+    /// duplicate. `now` is the time of the input being handled.
+    fn merge(&mut self, now: Instant, id: &M, payload: &Bytes) -> bool;
 
     /// Whether we already have `id` or something newer. An announcement of a
     /// stale id is acknowledged with an "ignored IHAVE" instead of grafted.

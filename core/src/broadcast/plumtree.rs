@@ -377,7 +377,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
                 max: self.config.max_payload,
             });
         }
-        let _ = h.merge(&id, &payload);
+        let _ = h.merge(now, &id, &payload);
         self.stats.broadcasts += 1;
         let announced = self.missing.remove(&id);
         let announcers = announced.as_ref().map_or(&[][..], |e| &e.announcers[..]);
@@ -434,7 +434,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         }
         // Our own message is never delivered here, whatever the handler
         // still remembers of it (`Event::Delivered`'s promise).
-        if root == self.me || !h.merge(&id, &payload) {
+        if root == self.me || !h.merge(now, &id, &payload) {
             self.on_duplicate(&id, root, from, neighbor);
             return;
         }

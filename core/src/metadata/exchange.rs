@@ -141,7 +141,6 @@ impl<I: Identity> Replica<I> {
 
     /// An anti-entropy or GC message from `from` (a member, in mesh mode).
     pub(crate) fn handle_message(&mut self, now: Instant, from: I, message: Message<Actor<I>>) {
-        self.core.now = now;
         match message {
             Message::TreeRequest { session, request } => {
                 let reply = match hashtree::respond(self.core.store.tree(), &request) {
@@ -170,7 +169,8 @@ impl<I: Identity> Replica<I> {
             Message::Push { objects } => {
                 for (key, object) in objects {
                     if let Some((prefix, key)) = parse_tree_key(&key) {
-                        self.core.apply_remote(&prefix, &key, object, ChangeSource::AntiEntropy);
+                        self.core
+                            .apply_remote(now, &prefix, &key, object, ChangeSource::AntiEntropy);
                     }
                 }
             }
@@ -373,7 +373,8 @@ impl<I: Identity> Replica<I> {
             let Some(object) = object else { continue };
             self.core.stats.objects_fetched += 1;
             if let Some((prefix, key)) = parse_tree_key(&key) {
-                self.core.apply_remote(&prefix, &key, object, ChangeSource::AntiEntropy);
+                self.core
+                    .apply_remote(now, &prefix, &key, object, ChangeSource::AntiEntropy);
             }
         }
         self.fetch_next(session);

@@ -6,13 +6,14 @@ use super::replica::Core;
 use super::{Actor, ChangeSource, Id};
 use crate::broadcast::{Graft, Handler};
 use crate::identity::Identity;
+use crate::time::Instant;
 use bytes::Bytes;
 
 impl<I: Identity> Handler<Id<Actor<I>>> for Core<I> {
     /// New if the local context does not descend the object's: the replicas
     /// are merged and the engine forwards the message. An object a collected
     /// tombstone supersedes is refused.
-    fn merge(&mut self, id: &Id<Actor<I>>, payload: &Bytes) -> bool {
+    fn merge(&mut self, now: Instant, id: &Id<Actor<I>>, payload: &Bytes) -> bool {
         // The node validated the frame; a payload that fails here came from
         // somewhere that skipped it, and is a duplicate as far as the tree is
         // concerned.
@@ -22,7 +23,7 @@ impl<I: Identity> Handler<Id<Actor<I>>> for Core<I> {
         let Ok(object) = Object::decode(payload, self.config.max_value_len) else {
             return false;
         };
-        self.apply_remote(&id.prefix, &id.key, object, ChangeSource::Broadcast)
+        self.apply_remote(now, &id.prefix, &id.key, object, ChangeSource::Broadcast)
     }
 
     /// Stale when what we hold, or a tombstone we collected, descends the

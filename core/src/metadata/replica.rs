@@ -66,9 +66,6 @@ pub(crate) struct Durability {
 pub(crate) struct Core<I: Ord> {
     pub(super) me: I,
     pub(super) config: Config,
-    /// The `now` of the call being handled (the handler has no other way to
-    /// learn it).
-    pub(super) now: Instant,
     /// The writer this node names its dots with now (see [`Actor`]).
     pub(super) actor: Actor<I>,
     pub(super) store: Store<Actor<I>>,
@@ -113,6 +110,7 @@ impl<I: Identity> Core<I> {
     /// Merges a peer's object. True if it changed the store.
     pub(crate) fn apply_remote(
         &mut self,
+        now: Instant,
         prefix: &FullPrefix,
         key: &Bytes,
         incoming: Object<Actor<I>>,
@@ -132,7 +130,7 @@ impl<I: Identity> Core<I> {
             ChangeSource::AntiEntropy => self.stats.repaired += 1,
             _ => self.stats.broadcast_merges += 1,
         }
-        self.put_object(prefix, key, merged, source, false);
+        self.put_object(now, prefix, key, merged, source, false);
         true
     }
 
@@ -140,13 +138,14 @@ impl<I: Identity> Core<I> {
     /// Returns the record's number.
     pub(crate) fn put_object(
         &mut self,
+        now: Instant,
         prefix: &FullPrefix,
         key: &Bytes,
         object: Object<Actor<I>>,
         source: ChangeSource,
         put: bool,
     ) -> u64 {
-        let entry = self.store.set(self.now, prefix, key, object);
+        let entry = self.store.set(now, prefix, key, object);
         let encoded = entry.encoded.clone();
         let resolve = self.mergers.contains_key(prefix)
             && entry.object.siblings() > 1
@@ -229,7 +228,6 @@ impl<I: Identity> Replica<I> {
                 actor: Actor::new(me.clone(), incarnation),
                 me,
                 config,
-                now: Instant::ZERO,
                 collected,
                 durability: Durability::default(),
                 subscriptions: BTreeMap::new(),
@@ -324,7 +322,6 @@ impl<I: Identity> Replica<I> {
         value: Option<Bytes>,
         context: Option<&Context<I>>,
     ) -> Result<PutId, PutError> {
-        self.core.now = now;
         let deleting = value.is_none();
         let id = self.write_inner(now, prefix, &Bytes::copy_from_slice(key), value, context, true)?;
         if deleting {
@@ -378,7 +375,7 @@ impl<I: Identity> Replica<I> {
                 max: core.config.max_object_len,
             });
         }
-        let id = core.put_object(prefix, key, object, ChangeSource::Local, put);
+        let id = core.put_object(now, prefix, key, object, ChangeSource::Local, put);
         let k = (prefix.clone(), key.clone());
         if core.config.durable {
             core.durability.held.insert(k);
@@ -391,7 +388,6 @@ impl<I: Identity> Replica<I> {
 
     /// The driver wrote record `id`.
     pub(crate) fn persisted(&mut self, now: Instant, id: PersistId) {
-        self.core.now = now;
         let d = &mut self.core.durability;
         let Some((key, put)) = d.unconfirmed.remove(&id.0) else {
             return;
@@ -424,7 +420,6 @@ impl<I: Identity> Replica<I> {
         key: &[u8],
         object: &[u8],
     ) -> Result<(), RestoreError> {
-        self.core.now = now;
         self.core.check_key(prefix, key).map_err(RestoreError::Key)?;
         let object: Object<Actor<I>> =
             Object::decode(object, self.core.config.max_value_len).map_err(RestoreError::Object)?;
@@ -461,7 +456,6 @@ impl<I: Identity> Replica<I> {
     }
 
     pub(crate) fn register_crdt(&mut self, now: Instant, prefix: FullPrefix, merger: Merger) {
-        self.core.now = now;
         // Siblings already stored under the prefix are resolved now.
         let me = self.core.me.clone();
         if let Some(objects) = self.core.store.prefix(&prefix) {
@@ -484,7 +478,6 @@ impl<I: Identity> Replica<I> {
         from: I,
         message: crate::broadcast::Message<I, Id<Actor<I>>>,
     ) {
-        self.core.now = now;
         self.plumtree.handle_validated(now, from, message, &mut self.core);
         self.flush(now);
         self.arm(now);
@@ -496,7 +489,6 @@ impl<I: Identity> Replica<I> {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant, peers: &Peers<'_, I>) {
-        self.core.now = now;
         self.plumtree.handle_timeout(now, &mut self.core);
         self.expire_sessions(now);
         if self.ae.tick.is_some_and(|t| t <= now) {

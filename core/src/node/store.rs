@@ -3,6 +3,7 @@
 
 use super::BroadcastId;
 use crate::Identity;
+use crate::Instant;
 use crate::broadcast::{Graft, Handler, MessageCache, Seen};
 use bytes::Bytes;
 
@@ -32,11 +33,11 @@ impl<I: Identity> Store<I> {
 }
 
 impl<I: Identity> Handler<BroadcastId<I>> for Store<I> {
-    fn merge(&mut self, id: &BroadcastId<I>, payload: &Bytes) -> bool {
+    fn merge(&mut self, now: Instant, id: &BroadcastId<I>, payload: &Bytes) -> bool {
         if !self.seen.insert(&id.origin, id.seq) {
             return false;
         }
-        self.cache.merge(id, payload);
+        self.cache.merge(now, id, payload);
         true
     }
 
@@ -65,11 +66,11 @@ mod tests {
         let mut s = Store::new(2, 8);
         let p = Bytes::from_static(b"x");
         for seq in 0..10_000 {
-            assert!(s.merge(&id(1, seq), &p));
-            assert!(s.merge(&id(2, seq), &p));
+            assert!(s.merge(Instant::ZERO, &id(1, seq), &p));
+            assert!(s.merge(Instant::ZERO, &id(2, seq), &p));
         }
         assert!(s.is_stale(&id(1, 0)));
-        assert!(!s.merge(&id(1, 0), &p), "delivered twice");
+        assert!(!s.merge(Instant::ZERO, &id(1, 0), &p), "delivered twice");
         assert_eq!(s.graft(&id(1, 0)), Graft::Missing, "payload long evicted");
         assert_eq!(s.graft(&id(2, 9_999)), Graft::Payload(p.clone()));
         assert_eq!(s.len(), 2);
