@@ -195,6 +195,20 @@ pub fn write_out_dir(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>
     Ok(written)
 }
 
+/// Formats a count with thousands separators.
+pub(crate) fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x.round());
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +235,12 @@ mod tests {
     fn csv_quotes() {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(39984.0), "39,984");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_000_000.0), "1,000,000");
     }
 }
