@@ -22,7 +22,8 @@
 //! `--format`, `--out`, `--jobs` and `--quiet` apply: the cluster runs with
 //! the library's defaults (HyParView's views sized for `--nodes`).
 
-use super::output::{self, Table};
+use super::output::{self, Table, count};
+use super::setup::Headline;
 use super::{Common, Progress, SimArgs, parallel, thousands};
 use anyhow::bail;
 use clap::{Args, ValueEnum};
@@ -303,7 +304,6 @@ fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> Strin
         "sibling keys",
         "divergent nodes",
     ]);
-    let count = |x: u64| thousands(x as f64);
     for r in &report.rows {
         t.row([
             if r.anti_entropy { "on" } else { "off" }.to_string(),
@@ -321,11 +321,26 @@ fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> Strin
             count(r.divergent_nodes as u64),
         ]);
     }
-    format!(
-        "epidemic sim metadata: {} nodes, seed {}; {}; {} partitions into random halves, one after another, \
-         each {} ms with {} writes on both sides, then healed; up to {} ms to converge after the last heal \
-         (virtual time)\n\n{}\n\
-         Convergence: virtual time from the last heal until every live node holds the same store. Exchanges \
+    Headline::cluster("metadata", common)
+        .then(if args.hyparview {
+            "HyParView membership"
+        } else {
+            "full mesh"
+        })
+        .then(format!(
+            "{} partitions into random halves, one after another, each {} ms with {} writes on both sides, then \
+             healed",
+            args.partitions,
+            count(args.partition_ms),
+            count(args.writes as u64),
+        ))
+        .then(format!(
+            "up to {} ms to converge after the last heal (virtual time)",
+            count(args.limit_ms)
+        ))
+        .page(
+            &t,
+            "Convergence: virtual time from the last heal until every live node holds the same store. Exchanges \
          and AE bytes: anti-entropy exchanges completed and the bytes sent for them, all nodes together, from \
          the first partition on; broadcast bytes: the metadata broadcasts' bytes over the same time. Repaired: \
          objects anti-entropy repaired. Keys: distinct keys written (one pair of writes in five, one per side, \
@@ -333,17 +348,5 @@ fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> Strin
          store differs from the most common one at the end. Without anti-entropy only broadcasts carry writes, \
          and writes made on the other side of a partition do not arrive (but for the last 2 s of them, \
          announced to links that come back up).\n",
-        thousands(common.nodes as f64),
-        common.seed,
-        if args.hyparview {
-            "HyParView membership"
-        } else {
-            "full mesh"
-        },
-        args.partitions,
-        count(args.partition_ms),
-        count(args.writes as u64),
-        count(args.limit_ms),
-        t.render(),
-    )
+        )
 }

@@ -1,7 +1,7 @@
 //! Tables for people, CSV files and plots for `--out`.
 
 use super::plot;
-use super::report::{Report, Row};
+use super::report::{Measure, Report, Row};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,11 @@ impl Table {
 
     pub(crate) fn row(&mut self, cells: impl IntoIterator<Item = String>) {
         self.rows.push(cells.into_iter().collect());
+    }
+
+    /// A row: `label`, then `figs` of `m`.
+    pub(crate) fn measure_row(&mut self, label: impl Into<String>, m: &Measure, figs: &[Figure]) {
+        self.row(std::iter::once(label.into()).chain(figs.iter().map(|f| f.of(m))));
     }
 
     pub(crate) fn render(&self) -> String {
@@ -64,8 +69,60 @@ impl Table {
     }
 }
 
-/// A percentage with two decimals, or three when two would round a
-/// shortfall up to 100.
+/// One figure of a [`Measure`] as a table cell: every broadcast scenario's
+/// table formats its figures through this one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Figure {
+    /// Mean reliability, as a percentage ([`pct`]).
+    Reliability,
+    /// Lowest reliability, as a percentage.
+    MinReliability,
+    /// Mean RMR ([`ratio`]).
+    Rmr,
+    /// Highest RMR.
+    MaxRmr,
+    /// Mean last delivery hop, one decimal.
+    Ldh,
+    /// Highest last delivery hop.
+    MaxLdh,
+    /// Payload frames per broadcast ([`thousands`]).
+    Payload,
+    /// Control frames per broadcast.
+    Control,
+    /// IHAVE frames per broadcast.
+    Ihave,
+    /// The busiest node's payload frames for one broadcast.
+    MaxLoad,
+}
+
+impl Figure {
+    /// The cell for `m`.
+    pub(crate) fn of(self, m: &Measure) -> String {
+        match self {
+            Figure::Reliability => pct(m.reliability),
+            Figure::MinReliability => pct(m.min_reliability),
+            Figure::Rmr => ratio(m.rmr),
+            Figure::MaxRmr => ratio(m.max_rmr),
+            Figure::Ldh => format!("{:.1}", m.ldh),
+            Figure::MaxLdh => m.max_ldh.to_string(),
+            Figure::Payload => thousands(m.payload_msgs),
+            Figure::Control => thousands(m.control_msgs),
+            Figure::Ihave => thousands(m.ihave_msgs),
+            Figure::MaxLoad => thousands(f64::from(m.max_load)),
+        }
+    }
+}
+
+/// The cells of `figures` for `m`, in order.
+pub(crate) fn figures(m: &Measure, figures: &[Figure]) -> Vec<String> {
+    figures.iter().map(|f| f.of(m)).collect()
+}
+
+/// A count as a table cell, with thousands separators.
+pub(crate) fn count(x: u64) -> String {
+    thousands(x as f64)
+}
+
 /// A report's JSON document without its one nondeterministic field
 /// (`summary.wall_ms`): two runs with the same seed give equal values.
 pub(crate) fn deterministic_json<T: serde::Serialize>(report: &T) -> serde_json::Value {
@@ -76,6 +133,8 @@ pub(crate) fn deterministic_json<T: serde::Serialize>(report: &T) -> serde_json:
     v
 }
 
+/// A percentage with two decimals, or three when two would round a
+/// shortfall up to 100.
 pub(crate) fn pct(x: f64) -> String {
     let two = format!("{x:.2}");
     if x < 100.0 && two == "100.00" {

@@ -1,11 +1,15 @@
-//! What every scenario starts from: the cluster its options describe and
-//! the parameters its report lists.
+//! What every scenario starts from: the cluster its options describe, the
+//! parameters its report lists, and the line its table opens with.
 
-use super::cluster::ClusterSpec;
-use super::{Common, Tree};
+use super::cluster::{Cluster, ClusterSpec};
+use super::output::{Table, thousands};
+use super::{Common, Progress, Tree};
 use epidemic_core::Duration;
 use epidemic_core::broadcast::{self, TreeMode};
-use epidemic_mem::Latency;
+use epidemic_mem::{Id, Latency};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -79,7 +83,7 @@ impl Common {
 
     /// The cluster these options describe, with `plumtree` as the broadcast
     /// configuration.
-    pub(crate) fn cluster(&self, plumtree: broadcast::Config) -> ClusterSpec {
+    fn cluster(&self, plumtree: broadcast::Config) -> ClusterSpec {
         let ms = |m: u64| Duration::from_millis(m);
         let latency = if self.latency.min == self.latency.max {
             Latency::Fixed(ms(self.latency.min))
@@ -105,7 +109,7 @@ impl Common {
 
     /// Plumtree's configuration: the library defaults with this tree mode,
     /// room for `roots` trees, and `threshold` for the optimisation.
-    pub(crate) fn plumtree(&self, threshold: Option<u32>, roots: usize) -> broadcast::Config {
+    fn plumtree(&self, threshold: Option<u32>, roots: usize) -> broadcast::Config {
         let mut c = broadcast::Config::default();
         c.tree = match self.tree {
             Tree::PerRoot => TreeMode::PerRoot {
@@ -121,6 +125,46 @@ impl Common {
         c.retransmit_eager = false;
         c
     }
+}
+
+impl Common {
+    /// A cluster as these options describe it, with Plumtree's optimisation
+    /// at `threshold` and room for `roots` trees: the overlay every
+    /// broadcast scenario builds (the same seed, so the same overlay).
+    pub(crate) fn build(&self, threshold: Option<u32>, roots: usize) -> Cluster {
+        Cluster::new(self.cluster(self.plumtree(threshold, roots)))
+    }
+
+    /// The origin of the scenario's broadcasts and every other node in the
+    /// order they fail in, both drawn from the seed mixed with `salt`.
+    pub(crate) fn origin_and_order(&self, salt: u64) -> (Id, Vec<Id>) {
+        let n = self.nodes as usize;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ salt);
+        let origin = rng.random_range(0..n) as Id;
+        let mut order: Vec<Id> = (0..n as Id).filter(|&i| i != origin).collect();
+        order.shuffle(&mut rng);
+        (origin, order)
+    }
+
+    /// `N nodes, seed S`: how every scenario's headline starts.
+    fn nodes_and_seed(&self) -> String {
+        format!("{} nodes, seed {}", thousands(self.nodes as f64), self.seed)
+    }
+
+    /// `HyParView active A / passive P`.
+    pub(crate) fn views(&self) -> String {
+        format!("HyParView active {} / passive {}", self.active, self.passive)
+    }
+
+    /// `latency L ms`.
+    pub(crate) fn latency_clause(&self) -> String {
+        format!("latency {} ms", self.latency)
+    }
+
+    /// `links report a failure after D ms`.
+    pub(crate) fn detection_clause(&self) -> String {
+        format!("links report a failure after {} ms", self.detection_ms)
+    }
 
     /// `per-root` or `shared`.
     pub(crate) fn tree_name(&self) -> &'static str {
@@ -128,6 +172,54 @@ impl Common {
             Tree::PerRoot => "per-root",
             Tree::Shared => "shared",
         }
+    }
+}
+
+impl Cluster {
+    /// `cycles` cycles of broadcasts from `origin`, unmeasured, one unit of
+    /// `progress` each: the warm-up in which the tree forms.
+    pub(crate) fn warm_up(&mut self, origin: Id, cycles: u32, progress: &Progress) {
+        for _ in 0..cycles {
+            self.broadcast(origin);
+            self.membership_step();
+            progress.inc(1);
+        }
+    }
+}
+
+/// The line a scenario's table opens with, `epidemic sim NAME: ...`, its
+/// clauses separated by `; `; [`Headline::page`] sets the table and the
+/// notes under it.
+pub(crate) struct Headline(String);
+
+impl Headline {
+    /// `epidemic sim NAME: FIRST`.
+    pub(crate) fn new(scenario: &str, first: impl std::fmt::Display) -> Self {
+        Headline(format!("epidemic sim {scenario}: {first}"))
+    }
+
+    /// `epidemic sim NAME: N nodes, seed S`.
+    pub(crate) fn cluster(scenario: &str, common: &Common) -> Self {
+        Headline::new(scenario, common.nodes_and_seed())
+    }
+
+    /// Adds `; CLAUSE`.
+    pub(crate) fn then(mut self, clause: impl std::fmt::Display) -> Self {
+        use std::fmt::Write as _;
+        let _ = write!(self.0, "; {clause}");
+        self
+    }
+
+    /// The headline, a blank line, the table, a blank line, then `notes`.
+    pub(crate) fn page(self, table: &Table, notes: impl std::fmt::Display) -> String {
+        format!(
+            "{}
+
+{}
+{notes}",
+            self.0,
+            table.render()
+        )
     }
 }
 
