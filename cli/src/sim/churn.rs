@@ -97,18 +97,6 @@ pub fn run(common: &Common, args: &ChurnArgs, progress: &Progress) -> anyhow::Re
     Ok(report)
 }
 
-/// The figures of the table's columns after the first two.
-const FIGURES: [Figure; 8] = [
-    Figure::Reliability,
-    Figure::MinReliability,
-    Figure::Rmr,
-    Figure::MaxRmr,
-    Figure::Ldh,
-    Figure::MaxLdh,
-    Figure::Payload,
-    Figure::Control,
-];
-
 fn table(common: &Common, args: &ChurnArgs, per_cycle: usize, each: &[Tally], report: &Report) -> String {
     let mut t = Table::new([
         "cycles",
@@ -131,11 +119,11 @@ fn table(common: &Common, args: &ChurnArgs, per_cycle: usize, each: &[Tally], re
         let first = i * group + 1;
         let last = first + chunk.len() - 1;
         let mut cells = vec![format!("{first}–{last}"), count((last * per_cycle) as u64)];
-        cells.extend(figures(&tally.measure(), &FIGURES));
+        cells.extend(figures(&tally.measure(), &Figure::SPREAD));
         t.row(cells);
     }
     let mut cells = vec!["all".into(), count((report.rows.len() * per_cycle) as u64)];
-    cells.extend(figures(&report.summary.measure, &FIGURES));
+    cells.extend(figures(&report.summary.measure, &Figure::SPREAD));
     t.row(cells);
     Headline::cluster("churn", common)
         .then(format!(

@@ -25,11 +25,6 @@ impl Table {
         self.rows.push(cells.into_iter().collect());
     }
 
-    /// A row: `label`, then `figs` of `m`.
-    pub(crate) fn measure_row(&mut self, label: impl Into<String>, m: &Measure, figs: &[Figure]) {
-        self.row(std::iter::once(label.into()).chain(figs.iter().map(|f| f.of(m))));
-    }
-
     pub(crate) fn render(&self) -> String {
         let cols = self.header.len();
         let width = |i: usize| {
@@ -96,6 +91,19 @@ pub(crate) enum Figure {
 }
 
 impl Figure {
+    /// A set of broadcasts' spread and cost, mean and extreme: the columns
+    /// `stable` and `churn` share.
+    pub(crate) const SPREAD: [Figure; 8] = [
+        Figure::Reliability,
+        Figure::MinReliability,
+        Figure::Rmr,
+        Figure::MaxRmr,
+        Figure::Ldh,
+        Figure::MaxLdh,
+        Figure::Payload,
+        Figure::Control,
+    ];
+
     /// The cell for `m`.
     pub(crate) fn of(self, m: &Measure) -> String {
         match self {

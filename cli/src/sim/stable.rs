@@ -5,7 +5,7 @@
 //! `cycles` measured ones. Eager flooding over that overlay is the paper's
 //! eager gossip with fanout 4 (the active view of 5 minus the sender).
 
-use super::output::{Figure, Table};
+use super::output::{Figure, Table, figures};
 use super::report::{LoadDistribution, Report, Row, Summary, Tally};
 use super::setup::Headline;
 use super::{Common, MULTI_SENDER_THRESHOLD, Progress, SINGLE_SENDER_THRESHOLD, parallel, strategies, thousands};
@@ -180,20 +180,6 @@ pub fn run(common: &Common, args: &StableArgs, progress: &Progress) -> anyhow::R
     Ok(report)
 }
 
-/// The figures of the table's columns after the first.
-const FIGURES: [Figure; 10] = [
-    Figure::Reliability,
-    Figure::MinReliability,
-    Figure::Rmr,
-    Figure::MaxRmr,
-    Figure::Ldh,
-    Figure::MaxLdh,
-    Figure::Payload,
-    Figure::Control,
-    Figure::Ihave,
-    Figure::MaxLoad,
-];
-
 fn table(common: &Common, args: &StableArgs, report: &Report) -> String {
     let mut t = Table::new([
         "variant",
@@ -209,7 +195,10 @@ fn table(common: &Common, args: &StableArgs, report: &Report) -> String {
         "max load",
     ]);
     for r in &report.rows {
-        t.measure_row(r.label.clone(), &r.measure, &FIGURES);
+        let mut cells = vec![r.label.clone()];
+        cells.extend(figures(&r.measure, &Figure::SPREAD));
+        cells.extend(figures(&r.measure, &[Figure::Ihave, Figure::MaxLoad]));
+        t.row(cells);
     }
     let n = common.nodes;
     Headline::cluster("stable", common)
