@@ -56,11 +56,18 @@ impl Default for MetadataParams {
     }
 }
 
-/// What [`metadata`] measured.
+/// What [`metadata`] measured: `epidemic sim metadata` reports a row of
+/// these per run.
+///
+/// It serializes as its figures alone: whoever prints it prints the
+/// settings beside it (`epidemic sim metadata` in its `params`), once for
+/// all its runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct MetadataReport {
-    /// The settings it ran with.
+    /// The settings it ran with (not serialized; the default when
+    /// deserialized without them).
+    #[serde(default, skip_serializing)]
     pub params: MetadataParams,
     /// Whether every live node held the same store by the end.
     pub converged: bool,

@@ -15,8 +15,9 @@
 //! `--seed` (with `--verbose`), `--format`, `--out`, `--jobs` and `--quiet`
 //! apply.
 
-use super::output::{self, Table};
-use super::{Common, Progress, parallel, thousands};
+use super::output::{self, Table, count};
+use super::setup::Headline;
+use super::{Common, Progress, parallel};
 use anyhow::bail;
 use clap::Args;
 use epidemic_mem::chaos::{self, GenOptions, Invariant, Mode, Schedule};
@@ -306,13 +307,15 @@ fn table(report: &ChaosReport) -> String {
         out.push('\n');
     }
     let s = &report.summary;
-    let _ = writeln!(
-        out,
-        "epidemic sim chaos: {} seeds from {}, {} members, {} steps each\n",
-        thousands(s.seeds as f64),
-        report.params["seed_start"],
-        report.params["nodes"],
-        report.params["steps"],
+    let headline = Headline::new(
+        "chaos",
+        format!(
+            "{} seeds from {}, {} members, {} steps each",
+            count(s.seeds),
+            report.params["seed_start"],
+            report.params["nodes"],
+            report.params["steps"],
+        ),
     );
     let mut t = Table::new(["invariant", "failing seeds", "seeds"]);
     for inv in Invariant::ALL {
@@ -321,10 +324,12 @@ fn table(report: &ChaosReport) -> String {
         if seeds.len() > 20 {
             list.push(format!("... {} more", seeds.len() - 20));
         }
-        t.row([inv.name().to_string(), thousands(seeds.len() as f64), list.join(" ")]);
+        t.row([inv.name().to_string(), count(seeds.len() as u64), list.join(" ")]);
     }
-    out.push_str(&t.render());
-    let _ = writeln!(out, "\npassed {} of {} seeds; failed {}", s.passed, s.seeds, s.failed);
+    out.push_str(&headline.page(
+        &t,
+        format!("passed {} of {} seeds; failed {}\n", s.passed, s.seeds, s.failed),
+    ));
     if !report.failures.is_empty() {
         out.push_str("\nfailures:\n");
         for f in &report.failures {

@@ -5,16 +5,13 @@
 //! the origin and runs the membership step. Crashed nodes stay down, so the
 //! cluster shrinks by `cycles × fail-per-cycle` nodes in all.
 
-use super::cluster::Cluster;
-use super::output::{Table, pct, ratio};
+use super::output::{Figure, Table, count, figures};
 use super::report::{LoadDistribution, Report, Row, Summary, Tally};
-use super::{Common, Progress, SINGLE_SENDER_THRESHOLD, thousands};
+use super::setup::Headline;
+use super::{Common, Progress, SINGLE_SENDER_THRESHOLD};
 use anyhow::bail;
 use clap::Args;
 use epidemic_mem::Id;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::json;
 
 const CYCLES: u32 = 50;
@@ -52,20 +49,13 @@ pub fn run(common: &Common, args: &ChurnArgs, progress: &Progress) -> anyhow::Re
             args.cycles
         );
     }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(common.seed ^ 0xC4A2);
-    let origin = rng.random_range(0..n) as Id;
-    let mut order: Vec<Id> = (0..n as Id).filter(|&i| i != origin).collect();
-    order.shuffle(&mut rng);
+    let (origin, order) = common.origin_and_order(0xC4A2);
 
     progress.message("building overlay");
-    let mut cluster = Cluster::new(common.cluster(common.plumtree(Some(SINGLE_SENDER_THRESHOLD), 1)));
+    let mut cluster = common.build(Some(SINGLE_SENDER_THRESHOLD), 1);
     progress.inc(1);
     progress.message("broadcasting");
-    for _ in 0..args.warmup {
-        cluster.broadcast(origin);
-        cluster.membership_step();
-        progress.inc(1);
-    }
+    cluster.warm_up(origin, args.warmup, progress);
     let mut tally = Tally::default();
     let mut rows = Vec::new();
     let mut each = Vec::new();
@@ -126,46 +116,25 @@ fn table(common: &Common, args: &ChurnArgs, per_cycle: usize, each: &[Tally], re
         for one in chunk {
             tally.merge(one);
         }
-        let m = tally.measure();
         let first = i * group + 1;
         let last = first + chunk.len() - 1;
-        t.row([
-            format!("{first}–{last}"),
-            thousands((last * per_cycle) as f64),
-            pct(m.reliability),
-            pct(m.min_reliability),
-            ratio(m.rmr),
-            ratio(m.max_rmr),
-            format!("{:.1}", m.ldh),
-            m.max_ldh.to_string(),
-            thousands(m.payload_msgs),
-            thousands(m.control_msgs),
-        ]);
+        let mut cells = vec![format!("{first}–{last}"), count((last * per_cycle) as u64)];
+        cells.extend(figures(&tally.measure(), &Figure::SPREAD));
+        t.row(cells);
     }
-    let s = &report.summary.measure;
-    t.row([
-        "all".into(),
-        thousands((report.rows.len() * per_cycle) as f64),
-        pct(s.reliability),
-        pct(s.min_reliability),
-        ratio(s.rmr),
-        ratio(s.max_rmr),
-        format!("{:.1}", s.ldh),
-        s.max_ldh.to_string(),
-        thousands(s.payload_msgs),
-        thousands(s.control_msgs),
-    ]);
-    format!(
-        "epidemic sim churn: {} nodes, seed {}; {per_cycle} nodes fail at the start of each of {} cycles, \
-         after {} warm-up cycles; links report a failure after {} ms; latency {} ms\n\n{}\n\
-         The paper (Plumtree, SRDS 2007) at 10,000 nodes, 50 failing per cycle for 100 cycles: reliability \
+    let mut cells = vec!["all".into(), count((report.rows.len() * per_cycle) as u64)];
+    cells.extend(figures(&report.summary.measure, &Figure::SPREAD));
+    t.row(cells);
+    Headline::cluster("churn", common)
+        .then(format!(
+            "{per_cycle} nodes fail at the start of each of {} cycles, after {} warm-up cycles",
+            args.cycles, args.warmup
+        ))
+        .then(common.detection_clause())
+        .then(common.latency_clause())
+        .page(
+            &t,
+            "The paper (Plumtree, SRDS 2007) at 10,000 nodes, 50 failing per cycle for 100 cycles: reliability \
          100%, RMR slightly above 0.\n",
-        thousands(common.nodes as f64),
-        common.seed,
-        args.cycles,
-        args.warmup,
-        common.detection_ms,
-        common.latency,
-        t.render(),
-    )
+        )
 }

@@ -12,15 +12,13 @@
 //! failure: nothing is repaired but what Plumtree repairs by itself while
 //! that broadcast runs.
 
-use super::cluster::Cluster;
-use super::output::{Table, pct, ratio};
+use super::output::{Figure, Table, figures};
 use super::report::{LoadDistribution, Report, Row, Shot, Summary, Tally};
+use super::setup::Headline;
 use super::strategies::{self, Graph};
-use super::{Common, Percentages, Progress, SINGLE_SENDER_THRESHOLD, parallel, take_pct, thousands};
+use super::{Common, Percentages, Progress, SINGLE_SENDER_THRESHOLD, parallel, take_pct};
 use clap::Args;
-use epidemic_mem::Id;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::json;
 
@@ -62,10 +60,7 @@ struct Measured {
 /// Runs the scenario.
 pub fn run(common: &Common, args: &CompareArgs, progress: &Progress) -> anyhow::Result<Report> {
     let n = common.nodes as usize;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(common.seed ^ 0xC0A1);
-    let origin = rng.random_range(0..n) as Id;
-    let mut order: Vec<Id> = (0..n as Id).filter(|&i| i != origin).collect();
-    order.shuffle(&mut rng);
+    let (origin, order) = common.origin_and_order(0xC0A1);
     // State 0 is the stable state; state k > 0 is failure level k - 1.
     let states = args.failures.0.len() + 1;
     let dead_in = |state: usize| {
@@ -81,14 +76,10 @@ pub fn run(common: &Common, args: &CompareArgs, progress: &Progress) -> anyhow::
     let plumtree = parallel(PLUMTREE.len() * states, common.jobs(), |job| {
         let (variant, state) = (job / states, job % states);
         progress.message("building overlays");
-        let mut cluster = Cluster::new(common.cluster(common.plumtree(PLUMTREE[variant].1, 1)));
+        let mut cluster = common.build(PLUMTREE[variant].1, 1);
         progress.inc(1);
         progress.message("broadcasting");
-        for _ in 0..args.warmup {
-            cluster.broadcast(origin);
-            cluster.membership_step();
-            progress.inc(1);
-        }
+        cluster.warm_up(origin, args.warmup, progress);
         // The overlay at the instant of the measured broadcast: the same in
         // every job of this variant, since they run the same steps until
         // the failure.
@@ -170,6 +161,18 @@ fn tally_live(shot: &Shot, dead: &[bool]) -> Tally {
     t
 }
 
+/// The figures of each strategy in the stable state.
+const STABLE_FIGURES: [Figure; 6] = [
+    Figure::Reliability,
+    Figure::Rmr,
+    Figure::MaxLdh,
+    Figure::Payload,
+    Figure::Control,
+    Figure::MaxLoad,
+];
+/// The figures of each strategy after each failure level.
+const FAILURE_FIGURES: [Figure; 3] = [Figure::Reliability, Figure::Rmr, Figure::MaxLdh];
+
 fn table(common: &Common, args: &CompareArgs, report: &Report) -> String {
     let mut header = vec![
         "strategy".to_string(),
@@ -187,37 +190,25 @@ fn table(common: &Common, args: &CompareArgs, report: &Report) -> String {
     }
     let mut t = Table::new(header);
     for r in &report.rows {
-        let m = &r.measure;
-        let mut cells = vec![
-            r.label.clone(),
-            pct(m.reliability),
-            ratio(m.rmr),
-            m.max_ldh.to_string(),
-            thousands(m.payload_msgs),
-            thousands(m.control_msgs),
-            thousands(f64::from(m.max_load)),
-        ];
+        let mut cells = vec![r.label.clone()];
+        cells.extend(figures(&r.measure, &STABLE_FIGURES));
         for f in &r.after_failure {
-            cells.push(pct(f.measure.reliability));
-            cells.push(ratio(f.measure.rmr));
-            cells.push(f.measure.max_ldh.to_string());
+            cells.extend(figures(&f.measure, &FAILURE_FIGURES));
         }
         t.row(cells);
     }
-    format!(
-        "epidemic sim compare: {} nodes, seed {}; one overlay (HyParView active {} / passive {}); one origin; \
-         Plumtree after {} warm-up cycles\n\n{}\n\
-         Failures hit the same random nodes for every strategy, the instant before the broadcast; the \
+    Headline::cluster("compare", common)
+        .then(format!("one overlay ({})", common.views()))
+        .then("one origin")
+        .then(format!("Plumtree after {} warm-up cycles", args.warmup))
+        .page(
+            &t,
+            format!(
+                "Failures hit the same random nodes for every strategy, the instant before the broadcast; the \
          baselines use the overlay (and tree, and member list) as it was before. Max load: payload frames \
          sent by the busiest node. Gossip picks its targets among the sender's overlay neighbours, never \
          the one it got the message from: with fanout {} and an active view of {} it is close to flooding.\n",
-        thousands(common.nodes as f64),
-        common.seed,
-        common.active,
-        common.passive,
-        args.warmup,
-        t.render(),
-        args.fanout,
-        common.active,
-    )
+                args.fanout, common.active,
+            ),
+        )
 }

@@ -20,15 +20,12 @@
 //! its HyParView delivers to ≈91% after 95% fail). The reliability columns
 //! still count them.
 
-use super::cluster::Cluster;
-use super::output::{Table, pct, ratio};
+use super::output::{Figure, Table, count, figures};
 use super::report::{Report, Row, Summary, Tally};
-use super::{Common, Percentages, Progress, SINGLE_SENDER_THRESHOLD, parallel, take_pct, thousands};
+use super::setup::Headline;
+use super::{Common, Percentages, Progress, SINGLE_SENDER_THRESHOLD, parallel, take_pct};
 use clap::Args;
 use epidemic_mem::Id;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::json;
 
 const LEVELS: &str = "10,20,30,40,50,60,70,80,90,95";
@@ -82,22 +79,15 @@ struct Outcome {
 /// Runs the scenario.
 pub fn run(common: &Common, args: &FailureArgs, progress: &Progress) -> anyhow::Result<Report> {
     let n = common.nodes as usize;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(common.seed ^ 0xFA11);
-    let origin = rng.random_range(0..n) as Id;
-    let mut order: Vec<Id> = (0..n as Id).filter(|&i| i != origin).collect();
-    order.shuffle(&mut rng);
+    let (origin, order) = common.origin_and_order(0xFA11);
 
     let outcomes = parallel(args.levels.0.len(), common.jobs(), |job| {
         let level = args.levels.0[job];
         progress.message("building overlays");
-        let mut cluster = Cluster::new(common.cluster(common.plumtree(Some(SINGLE_SENDER_THRESHOLD), 1)));
+        let mut cluster = common.build(Some(SINGLE_SENDER_THRESHOLD), 1);
         progress.inc(1);
         progress.message("broadcasting");
-        for _ in 0..args.warmup {
-            cluster.broadcast(origin);
-            cluster.membership_step();
-            progress.inc(1);
-        }
+        cluster.warm_up(origin, args.warmup, progress);
         cluster.crash(take_pct(&order, level, n));
         let mut first = Tally::default();
         let mut rounds = Vec::new();
@@ -179,18 +169,20 @@ fn table(common: &Common, args: &FailureArgs, report: &Report) -> String {
     for r in &report.rows {
         let m = &r.measure;
         let (paper_rel, paper_heal) = paper(r.failed_pct.unwrap_or(0.0));
-        t.row([
+        let mut cells = vec![
             r.label.clone(),
-            pct(m.reliability),
+            Figure::Reliability.of(m),
             paper_rel.into(),
             r.healing_rounds
                 .map_or_else(|| format!("> {}", args.rounds - 1), |h| h.to_string()),
             paper_heal.into(),
-            r.cut_off.map_or_else(String::new, |c| thousands(c as f64)),
-            ratio(m.rmr),
-            m.max_ldh.to_string(),
-            thousands(m.payload_msgs),
-            thousands(m.control_msgs),
+            r.cut_off.map_or_else(String::new, count),
+        ];
+        cells.extend(figures(
+            m,
+            &[Figure::Rmr, Figure::MaxLdh, Figure::Payload, Figure::Control],
+        ));
+        cells.push(
             r.round_reliability
                 .iter()
                 .map(|&x| {
@@ -202,26 +194,28 @@ fn table(common: &Common, args: &FailureArgs, report: &Report) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
-        ]);
+        );
+        t.row(cells);
     }
-    format!(
-        "epidemic sim failure: {} nodes, seed {}; HyParView active {} / passive {}; latency {} ms; \
-         links report a failure after {} ms; {} warm-up cycles, then the failure at one instant\n\n{}\n\
-         Reliability: of the first broadcast, sent right after the failure. Healing rounds: cycles after \
+    Headline::cluster("failure", common)
+        .then(common.views())
+        .then(common.latency_clause())
+        .then(common.detection_clause())
+        .then(format!(
+            "{} warm-up cycles, then the failure at one instant",
+            args.warmup
+        ))
+        .page(
+            &t,
+            format!(
+                "Reliability: of the first broadcast, sent right after the failure. Healing rounds: cycles after \
          the failure's own until a broadcast reaches every live node that any protocol still could (0: the first \
          one did). Cut off: survivors whose HyParView views lead to no live node (only \
          failed ones, or other such survivors), at the last round; only a live node that still lists them, or a \
          fresh join, brings them back, so healing does not wait for them (reliability counts them). A cycle is \
          one broadcast run to quiescence, then one shuffle interval ({} ms) of membership repair. \
          \"paper\": the Plumtree paper (SRDS 2007) at 10,000 nodes, read off its figures.\n",
-        thousands(common.nodes as f64),
-        common.seed,
-        common.active,
-        common.passive,
-        common.latency,
-        common.detection_ms,
-        args.warmup,
-        t.render(),
-        common.shuffle_ms,
-    )
+                common.shuffle_ms,
+            ),
+        )
 }

@@ -22,7 +22,8 @@
 //! `--format`, `--out`, `--jobs` and `--quiet` apply: the cluster runs with
 //! the library's defaults (HyParView's views sized for `--nodes`).
 
-use super::output::{self, Table};
+use super::output::{self, Table, count};
+use super::setup::Headline;
 use super::{Common, Progress, SimArgs, parallel, thousands};
 use anyhow::bail;
 use clap::{Args, ValueEnum};
@@ -31,6 +32,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 /// Nodes when `--nodes` is not given: tens of nodes, the size of cluster
@@ -106,51 +108,36 @@ impl MetadataArgs {
     }
 }
 
-/// One run: anti-entropy on or off.
+/// One run, anti-entropy on or off: its label, then what
+/// [`scenarios::metadata`] measured (the figures are that report's, read
+/// through it as through [`Deref`]; the parameters it ran with are the
+/// document's `params`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MetadataRow {
     /// `anti-entropy on` or `anti-entropy off`.
     pub label: String,
     /// Whether anti-entropy ran.
     pub anti_entropy: bool,
-    /// Whether every live node held the same store by the end.
-    pub converged: bool,
-    /// Virtual time from the last heal until every live node held the same
-    /// store, in ms; `null` if that did not happen within `limit_ms`.
-    pub convergence_ms: Option<u64>,
-    /// Anti-entropy exchanges completed, all nodes, from the first partition
-    /// on.
-    pub exchanges: u64,
-    /// Bytes sent for anti-entropy (frames, headers included), all nodes,
-    /// from the first partition on.
-    pub bytes: u64,
-    /// Bytes sent for metadata broadcasts over the same time.
-    pub broadcast_bytes: u64,
-    /// Objects repaired by anti-entropy.
-    pub repaired: u64,
-    /// Distinct keys written.
-    pub keys: u64,
-    /// Keys left with more than one sibling (concurrent values), on node 0.
-    pub sibling_keys: u64,
-    /// Nodes whose store differs from the most common one at the end.
-    pub divergent_nodes: u64,
+    /// What the run measured.
+    #[serde(flatten)]
+    pub run: scenarios::MetadataReport,
 }
 
 impl MetadataRow {
-    fn new(report: &scenarios::MetadataReport) -> Self {
+    fn new(run: scenarios::MetadataReport) -> Self {
         MetadataRow {
-            label: format!("anti-entropy {}", if report.params.anti_entropy { "on" } else { "off" }),
-            anti_entropy: report.params.anti_entropy,
-            converged: report.converged,
-            convergence_ms: report.convergence_ms,
-            exchanges: report.exchanges,
-            bytes: report.bytes,
-            broadcast_bytes: report.broadcast_bytes,
-            repaired: report.repaired,
-            keys: report.keys as u64,
-            sibling_keys: report.sibling_keys as u64,
-            divergent_nodes: report.divergent_nodes as u64,
+            label: format!("anti-entropy {}", if run.params.anti_entropy { "on" } else { "off" }),
+            anti_entropy: run.params.anti_entropy,
+            run,
         }
+    }
+}
+
+impl Deref for MetadataRow {
+    type Target = scenarios::MetadataReport;
+
+    fn deref(&self) -> &scenarios::MetadataReport {
+        &self.run
     }
 }
 
@@ -250,7 +237,7 @@ pub fn run(common: &Common, args: &MetadataArgs, progress: &Progress) -> anyhow:
         params.anti_entropy = runs[job];
         let report = scenarios::metadata(&params);
         progress.inc(1);
-        MetadataRow::new(&report)
+        MetadataRow::new(report)
     });
 
     let headline = rows.first().expect("at least one run").clone();
@@ -317,7 +304,6 @@ fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> Strin
         "sibling keys",
         "divergent nodes",
     ]);
-    let count = |x: u64| thousands(x as f64);
     for r in &report.rows {
         t.row([
             if r.anti_entropy { "on" } else { "off" }.to_string(),
@@ -330,16 +316,31 @@ fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> Strin
             count(r.bytes),
             count(r.broadcast_bytes),
             count(r.repaired),
-            count(r.keys),
-            count(r.sibling_keys),
-            count(r.divergent_nodes),
+            count(r.keys as u64),
+            count(r.sibling_keys as u64),
+            count(r.divergent_nodes as u64),
         ]);
     }
-    format!(
-        "epidemic sim metadata: {} nodes, seed {}; {}; {} partitions into random halves, one after another, \
-         each {} ms with {} writes on both sides, then healed; up to {} ms to converge after the last heal \
-         (virtual time)\n\n{}\n\
-         Convergence: virtual time from the last heal until every live node holds the same store. Exchanges \
+    Headline::cluster("metadata", common)
+        .then(if args.hyparview {
+            "HyParView membership"
+        } else {
+            "full mesh"
+        })
+        .then(format!(
+            "{} partitions into random halves, one after another, each {} ms with {} writes on both sides, then \
+             healed",
+            args.partitions,
+            count(args.partition_ms),
+            count(args.writes as u64),
+        ))
+        .then(format!(
+            "up to {} ms to converge after the last heal (virtual time)",
+            count(args.limit_ms)
+        ))
+        .page(
+            &t,
+            "Convergence: virtual time from the last heal until every live node holds the same store. Exchanges \
          and AE bytes: anti-entropy exchanges completed and the bytes sent for them, all nodes together, from \
          the first partition on; broadcast bytes: the metadata broadcasts' bytes over the same time. Repaired: \
          objects anti-entropy repaired. Keys: distinct keys written (one pair of writes in five, one per side, \
@@ -347,17 +348,5 @@ fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> Strin
          store differs from the most common one at the end. Without anti-entropy only broadcasts carry writes, \
          and writes made on the other side of a partition do not arrive (but for the last 2 s of them, \
          announced to links that come back up).\n",
-        thousands(common.nodes as f64),
-        common.seed,
-        if args.hyparview {
-            "HyParView membership"
-        } else {
-            "full mesh"
-        },
-        args.partitions,
-        count(args.partition_ms),
-        count(args.writes as u64),
-        count(args.limit_ms),
-        t.render(),
-    )
+        )
 }

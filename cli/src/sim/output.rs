@@ -1,7 +1,7 @@
 //! Tables for people, CSV files and plots for `--out`.
 
 use super::plot;
-use super::report::{Report, Row};
+use super::report::{Measure, Report, Row};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,8 +64,73 @@ impl Table {
     }
 }
 
-/// A percentage with two decimals, or three when two would round a
-/// shortfall up to 100.
+/// One figure of a [`Measure`] as a table cell: every broadcast scenario's
+/// table formats its figures through this one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Figure {
+    /// Mean reliability, as a percentage ([`pct`]).
+    Reliability,
+    /// Lowest reliability, as a percentage.
+    MinReliability,
+    /// Mean RMR ([`ratio`]).
+    Rmr,
+    /// Highest RMR.
+    MaxRmr,
+    /// Mean last delivery hop, one decimal.
+    Ldh,
+    /// Highest last delivery hop.
+    MaxLdh,
+    /// Payload frames per broadcast ([`thousands`]).
+    Payload,
+    /// Control frames per broadcast.
+    Control,
+    /// IHAVE frames per broadcast.
+    Ihave,
+    /// The busiest node's payload frames for one broadcast.
+    MaxLoad,
+}
+
+impl Figure {
+    /// A set of broadcasts' spread and cost, mean and extreme: the columns
+    /// `stable` and `churn` share.
+    pub(crate) const SPREAD: [Figure; 8] = [
+        Figure::Reliability,
+        Figure::MinReliability,
+        Figure::Rmr,
+        Figure::MaxRmr,
+        Figure::Ldh,
+        Figure::MaxLdh,
+        Figure::Payload,
+        Figure::Control,
+    ];
+
+    /// The cell for `m`.
+    pub(crate) fn of(self, m: &Measure) -> String {
+        match self {
+            Figure::Reliability => pct(m.reliability),
+            Figure::MinReliability => pct(m.min_reliability),
+            Figure::Rmr => ratio(m.rmr),
+            Figure::MaxRmr => ratio(m.max_rmr),
+            Figure::Ldh => format!("{:.1}", m.ldh),
+            Figure::MaxLdh => m.max_ldh.to_string(),
+            Figure::Payload => thousands(m.payload_msgs),
+            Figure::Control => thousands(m.control_msgs),
+            Figure::Ihave => thousands(m.ihave_msgs),
+            Figure::MaxLoad => thousands(f64::from(m.max_load)),
+        }
+    }
+}
+
+/// The cells of `figures` for `m`, in order.
+pub(crate) fn figures(m: &Measure, figures: &[Figure]) -> Vec<String> {
+    figures.iter().map(|f| f.of(m)).collect()
+}
+
+/// A count as a table cell, with thousands separators.
+pub(crate) fn count(x: u64) -> String {
+    thousands(x as f64)
+}
+
 /// A report's JSON document without its one nondeterministic field
 /// (`summary.wall_ms`): two runs with the same seed give equal values.
 pub(crate) fn deterministic_json<T: serde::Serialize>(report: &T) -> serde_json::Value {
@@ -76,6 +141,8 @@ pub(crate) fn deterministic_json<T: serde::Serialize>(report: &T) -> serde_json:
     v
 }
 
+/// A percentage with two decimals, or three when two would round a
+/// shortfall up to 100.
 pub(crate) fn pct(x: f64) -> String {
     let two = format!("{x:.2}");
     if x < 100.0 && two == "100.00" {
@@ -195,6 +262,20 @@ pub fn write_out_dir(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>
     Ok(written)
 }
 
+/// Formats a count with thousands separators.
+pub(crate) fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x.round());
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +302,12 @@ mod tests {
     fn csv_quotes() {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(39984.0), "39,984");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_000_000.0), "1,000,000");
     }
 }

@@ -5,9 +5,9 @@
 //! `cycles` measured ones. Eager flooding over that overlay is the paper's
 //! eager gossip with fanout 4 (the active view of 5 minus the sender).
 
-use super::cluster::Cluster;
-use super::output::{Table, pct, ratio};
+use super::output::{Figure, Table, figures};
 use super::report::{LoadDistribution, Report, Row, Summary, Tally};
+use super::setup::Headline;
 use super::{Common, MULTI_SENDER_THRESHOLD, Progress, SINGLE_SENDER_THRESHOLD, parallel, strategies, thousands};
 use clap::Args;
 use epidemic_mem::Id;
@@ -109,7 +109,7 @@ pub fn run(common: &Common, args: &StableArgs, progress: &Progress) -> anyhow::R
     let outcomes = parallel(VARIANTS.len(), common.jobs(), |job| {
         let v = &VARIANTS[job];
         progress.message("building overlays");
-        let mut cluster = Cluster::new(common.cluster(common.plumtree(v.threshold, senders)));
+        let mut cluster = common.build(v.threshold, senders);
         progress.inc(1);
         let eager = (job == 0).then(|| {
             let dead = vec![false; n];
@@ -195,50 +195,37 @@ fn table(common: &Common, args: &StableArgs, report: &Report) -> String {
         "max load",
     ]);
     for r in &report.rows {
-        let m = &r.measure;
-        t.row([
-            r.label.clone(),
-            pct(m.reliability),
-            pct(m.min_reliability),
-            ratio(m.rmr),
-            ratio(m.max_rmr),
-            format!("{:.1}", m.ldh),
-            m.max_ldh.to_string(),
-            thousands(m.payload_msgs),
-            thousands(m.control_msgs),
-            thousands(m.ihave_msgs),
-            m.max_load.to_string(),
-        ]);
+        let mut cells = vec![r.label.clone()];
+        cells.extend(figures(&r.measure, &Figure::SPREAD));
+        cells.extend(figures(&r.measure, &[Figure::Ihave, Figure::MaxLoad]));
+        t.row(cells);
     }
     let n = common.nodes;
-    format!(
-        "epidemic sim stable: {} nodes, seed {}; HyParView active {} / passive {}; {} trees; \
-         latency {} ms; {} warm-up + {} measured cycles per variant\n\n{}\n\
-         The paper (Plumtree, SRDS 2007) at 10,000 nodes, one cycle:\n\
-         \x20 eager gossip (fanout 4)          RMR 3, LDH ≈8–9, 39,984 payload, 0 control\n\
-         \x20 plumtree, 1 sender               RMR 0 for most messages, LDH ≈10 (≈8–9 optimised), \
-         9,999 payload + 29,987 control\n\
-         \x20 plumtree, many senders           LDH ≈50–75 (≈17–18 optimised), 9,999 payload + 38,976 \
-         control (optimised)\n\
-         Control here is IHAVE plus Riak's IGNORED_IHAVE acknowledgements (about one per IHAVE) and the \
-         few GRAFT/PRUNE/ATTACH; the paper counts IHAVE, GRAFT and PRUNE. Max load: payload frames sent \
-         by the busiest node for one broadcast.{}\n",
-        thousands(n as f64),
-        common.seed,
-        common.active,
-        common.passive,
-        match common.tree {
-            super::Tree::PerRoot => "per-root",
-            super::Tree::Shared => "shared",
-        },
-        common.latency,
-        args.warmup,
-        args.cycles,
-        t.render(),
-        if n == 10_000 {
-            String::new()
-        } else {
-            format!("\nThis run has {} nodes, not the paper's 10,000.", thousands(n as f64))
-        }
-    )
+    Headline::cluster("stable", common)
+        .then(common.views())
+        .then(format!("{} trees", common.tree_name()))
+        .then(common.latency_clause())
+        .then(format!(
+            "{} warm-up + {} measured cycles per variant",
+            args.warmup, args.cycles
+        ))
+        .page(
+            &t,
+            format!(
+                "The paper (Plumtree, SRDS 2007) at 10,000 nodes, one cycle:\n\
+                 \x20 eager gossip (fanout 4)          RMR 3, LDH ≈8–9, 39,984 payload, 0 control\n\
+                 \x20 plumtree, 1 sender               RMR 0 for most messages, LDH ≈10 (≈8–9 optimised), \
+                 9,999 payload + 29,987 control\n\
+                 \x20 plumtree, many senders           LDH ≈50–75 (≈17–18 optimised), 9,999 payload + 38,976 \
+                 control (optimised)\n\
+                 Control here is IHAVE plus Riak's IGNORED_IHAVE acknowledgements (about one per IHAVE) and the \
+                 few GRAFT/PRUNE/ATTACH; the paper counts IHAVE, GRAFT and PRUNE. Max load: payload frames sent \
+                 by the busiest node for one broadcast.{}\n",
+                if n == 10_000 {
+                    String::new()
+                } else {
+                    format!("\nThis run has {} nodes, not the paper's 10,000.", thousands(n as f64))
+                }
+            ),
+        )
 }
