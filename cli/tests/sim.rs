@@ -4,7 +4,7 @@
 //! Small clusters (a few hundred nodes) keep the whole file to seconds in the
 //! workspace's test profile. Nothing here asserts a wall-clock time.
 
-use epidemic_cli::sim::{self, MetadataReport, Progress, Report, ScenarioReport, SimArgs};
+use epidemic_cli::sim::{self, MetadataDocument, Progress, Report, ScenarioReport, SimArgs};
 use std::process::Command;
 
 fn run_any(args: &[&str]) -> ScenarioReport {
@@ -16,7 +16,7 @@ fn run(args: &[&str]) -> Report {
     run_any(args).into_broadcast().expect("a broadcast scenario")
 }
 
-fn run_metadata(args: &[&str]) -> MetadataReport {
+fn run_metadata(args: &[&str]) -> MetadataDocument {
     run_any(args).into_metadata().expect("the metadata scenario")
 }
 

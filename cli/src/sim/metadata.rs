@@ -157,7 +157,7 @@ pub struct MetadataSummary {
 
 /// Everything `epidemic sim metadata` prints with `--format json`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MetadataReport {
+pub struct MetadataDocument {
     /// `metadata`.
     pub scenario: String,
     /// Every parameter of the run, defaults included, the seed among them.
@@ -171,7 +171,7 @@ pub struct MetadataReport {
     pub table: String,
 }
 
-impl MetadataReport {
+impl MetadataDocument {
     /// The JSON document, minus its one nondeterministic field
     /// (`summary.wall_ms`): two runs with the same seed give equal values.
     pub fn deterministic_json(&self) -> serde_json::Value {
@@ -210,7 +210,7 @@ impl MetadataReport {
 }
 
 /// Runs the scenario: one simulation per anti-entropy setting, in parallel.
-pub fn run(common: &Common, args: &MetadataArgs, progress: &Progress) -> anyhow::Result<MetadataReport> {
+pub fn run(common: &Common, args: &MetadataArgs, progress: &Progress) -> anyhow::Result<MetadataDocument> {
     check_options(common)?;
     if !args.hyparview && common.nodes > MAX_MESH_NODES {
         bail!(
@@ -251,7 +251,7 @@ pub fn run(common: &Common, args: &MetadataArgs, progress: &Progress) -> anyhow:
         ("hyparview".into(), json!(args.hyparview)),
         ("anti_entropy".into(), json!(args.anti_entropy.name())),
     ]);
-    let mut report = MetadataReport {
+    let mut report = MetadataDocument {
         scenario: "metadata".into(),
         params: report_params,
         summary: MetadataSummary {
@@ -291,7 +291,7 @@ fn check_options(common: &Common) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table(common: &Common, args: &MetadataArgs, report: &MetadataReport) -> String {
+fn table(common: &Common, args: &MetadataArgs, report: &MetadataDocument) -> String {
     let mut t = Table::new([
         "anti-entropy",
         "converged",

@@ -52,7 +52,7 @@ pub mod stable;
 mod strategies;
 
 pub use args::{Common, Format, LatencyMs, Percentages, Scenario, SimArgs, Tree};
-pub use metadata::{MetadataReport, MetadataRow, MetadataSummary};
+pub use metadata::{MetadataDocument, MetadataRow, MetadataSummary};
 pub use output::write_out_dir;
 pub use progress::Progress;
 pub use report::{LoadDistribution, Measure, Report, Row, Summary};

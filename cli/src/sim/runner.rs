@@ -1,7 +1,7 @@
 //! Running a scenario: [`run`] dispatches to it and times it, and
 //! [`parallel`] runs its independent simulations on threads.
 
-use super::metadata::MetadataReport;
+use super::metadata::MetadataDocument;
 use super::report::Report;
 use super::{Progress, Scenario, SimArgs, chaos, churn, compare, failure, metadata, stable, write_out_dir};
 use serde::Serialize;
@@ -10,14 +10,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What [`run`] returns: a broadcast scenario's [`Report`], or
-/// `metadata`'s [`MetadataReport`]. Serializes as the report it holds.
+/// `metadata`'s [`MetadataDocument`]. Serializes as the report it holds.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum ScenarioReport {
     /// `stable`, `failure`, `churn` or `compare`.
     Broadcast(Report),
     /// `metadata`.
-    Metadata(MetadataReport),
+    Metadata(MetadataDocument),
     /// `chaos`.
     Chaos(chaos::ChaosReport),
 }
@@ -61,7 +61,7 @@ impl ScenarioReport {
 
     /// Writes the report's files for `--out` into `dir` (created if
     /// missing) and returns the paths written: see [`write_out_dir`] and
-    /// [`MetadataReport::write_out_dir`].
+    /// [`MetadataDocument::write_out_dir`].
     pub fn write_out_dir(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         match self {
             ScenarioReport::Broadcast(r) => write_out_dir(r, dir),
@@ -87,7 +87,7 @@ impl ScenarioReport {
     }
 
     /// `metadata`'s report, if it is one.
-    pub fn into_metadata(self) -> Option<MetadataReport> {
+    pub fn into_metadata(self) -> Option<MetadataDocument> {
         match self {
             ScenarioReport::Metadata(r) => Some(r),
             ScenarioReport::Broadcast(_) | ScenarioReport::Chaos(_) => None,
