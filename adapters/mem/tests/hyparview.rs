@@ -176,16 +176,29 @@ proptest! {
 /// A small cluster as `epidemic sim chaos` runs it: HyParView sized for
 /// seven nodes (an active view of three), failures detected at once.
 fn small_bus(seed: u64, n: usize) -> Bus {
+    small_bus_detecting_after(seed, n, Duration::ZERO)
+}
+
+/// [`small_bus`] whose links report a failure `detection` after it.
+fn small_bus_detecting_after(seed: u64, n: usize, detection: Duration) -> Bus {
     let hv = hyparview::Config::for_cluster_size(7);
     let config = Config::default().with_membership(MembershipConfig::HyParView(hv));
     let mut bus = Bus::new(
         BusConfig::default()
             .with_seed(seed)
             .with_latency(FIXED)
-            .with_detection_delay(Duration::ZERO),
+            .with_detection_delay(detection),
     );
     bus.add_nodes(n, &config);
     bus
+}
+
+/// Nodes 1–4 join through node 0 and the overlay settles for 30 s.
+fn join_four(bus: &mut Bus) {
+    for id in 1..5 {
+        bus.join(id, [0]);
+    }
+    bus.run_for(Duration::from_secs(30));
 }
 
 fn assert_connected(bus: &Bus, what: &str) {
@@ -203,10 +216,7 @@ fn assert_connected(bus: &Bus, what: &str) {
 #[test]
 fn a_joiner_whose_contact_is_down_retries_until_it_is_back() {
     let mut bus = small_bus(1, 6);
-    for id in 1..5 {
-        bus.join(id, [0]);
-    }
-    bus.run_for(Duration::from_secs(30));
+    join_four(&mut bus);
     bus.crash(4);
     bus.join(5, [4]);
     bus.run_for(Duration::from_secs(60));
@@ -222,10 +232,7 @@ fn a_joiner_whose_contact_is_down_retries_until_it_is_back() {
 #[test]
 fn a_joiner_refused_by_a_contact_that_left_retries_after_it_returns() {
     let mut bus = small_bus(2, 6);
-    for id in 1..5 {
-        bus.join(id, [0]);
-    }
-    bus.run_for(Duration::from_secs(30));
+    join_four(&mut bus);
     bus.with_node(4, |n, now| n.leave(now));
     bus.run_for(Duration::from_secs(1));
     bus.join(5, [4]);
@@ -243,10 +250,7 @@ fn a_joiner_refused_by_a_contact_that_left_retries_after_it_returns() {
 #[test]
 fn a_pair_isolated_together_with_empty_passive_views_rejoins_after_a_heal() {
     let mut bus = small_bus(3, 7);
-    for id in 1..5 {
-        bus.join(id, [0]);
-    }
-    bus.run_for(Duration::from_secs(30));
+    join_four(&mut bus);
     bus.partition(|id| u32::from(id >= 5));
     bus.join(5, [0]);
     bus.run_for(Duration::from_secs(10));
@@ -265,19 +269,8 @@ fn a_pair_isolated_together_with_empty_passive_views_rejoins_after_a_heal() {
 /// Five nodes joined through node 0, on a bus whose links report a failure
 /// only after an hour: a contact that does not answer is silent, not down.
 fn cluster_with_slow_failure_detection(seed: u64) -> Bus {
-    let hv = hyparview::Config::for_cluster_size(7);
-    let config = Config::default().with_membership(MembershipConfig::HyParView(hv));
-    let mut bus = Bus::new(
-        BusConfig::default()
-            .with_seed(seed)
-            .with_latency(FIXED)
-            .with_detection_delay(Duration::from_secs(3_600)),
-    );
-    bus.add_nodes(7, &config);
-    for id in 1..5 {
-        bus.join(id, [0]);
-    }
-    bus.run_for(Duration::from_secs(30));
+    let mut bus = small_bus_detecting_after(seed, 7, Duration::from_secs(3_600));
+    join_four(&mut bus);
     bus
 }
 
@@ -318,10 +311,7 @@ fn a_joiner_moves_on_from_a_contact_that_left() {
 #[test]
 fn a_joiner_whose_contact_comes_up_late_gets_in() {
     let mut bus = small_bus(6, 7);
-    for id in 1..5 {
-        bus.join(id, [0]);
-    }
-    bus.run_for(Duration::from_secs(30));
+    join_four(&mut bus);
     bus.crash(6);
     bus.join(5, [6]);
     bus.run_for(Duration::from_secs(3));
