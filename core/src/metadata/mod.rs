@@ -25,7 +25,7 @@
 //!   (see [`Actor`] for why the node id alone reuses dots). Each sibling is a value
 //!   (bytes, at most [`Config::max_value_len`]) or a tombstone, with the
 //!   writer's timestamp.
-//! - Values are bytes at the core; [`typed`](crate::node::typed) is a serde layer on top, and
+//! - Values are bytes at the core; [`node::typed`](crate::node::typed) is a serde layer on top, and
 //!   gives CRDT values their merge.
 //!
 //! ## Writes
@@ -256,6 +256,11 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+/// The typed layer, at its old path: it sits on top of the node in
+/// [`node::typed`](crate::node::typed) now. A compatibility alias, hidden,
+/// to be removed.
+#[doc(hidden)]
+pub use crate::node::typed;
 pub use actor::{Actor, Context};
 #[doc(hidden)]
 pub use message::{Message, Tombstone};
@@ -388,7 +393,7 @@ pub enum ChangeSource {
 /// `Node::register_crdt`: it gets every live sibling (at least two) and
 /// returns their merge, or `None` if a value does not decode (the siblings
 /// are then left as they are). It must be a join: commutative, associative
-/// and idempotent. [`typed::merger`](crate::node::typed::merger) builds one from a
+/// and idempotent. [`node::typed::merger`](crate::node::typed::merger) builds one from a
 /// [`Merge`](crate::crdt::Merge) type.
 pub type Merger = fn(&[Bytes]) -> Option<Bytes>;
 

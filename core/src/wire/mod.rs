@@ -24,8 +24,12 @@
 //! [`WireError`]. The protocol layers validate decoded messages further (list
 //! lengths, for instance) and report violations as [`WireError::Invalid`].
 //! The messages themselves live with their protocols, and the node's
-//! top-level [`Message`](crate::node::Message) with the node.
+//! top-level [`node::Message`](crate::node::Message) with the node.
 
+/// The node's frame message, at its old path: it lives in
+/// [`node`](crate::node) now. A compatibility alias, hidden, to be removed.
+#[doc(hidden)]
+pub use crate::node::Message;
 use alloc::vec::Vec;
 use core::fmt;
 use serde::{Serialize, de::DeserializeOwned};
