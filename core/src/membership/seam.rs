@@ -27,16 +27,6 @@ pub(crate) enum Message<I: Identity> {
     Mesh(mesh::Message<I>),
 }
 
-/// The peers the anti-entropy of the metadata store may pick from.
-pub(crate) struct PeerSets<I> {
-    /// Every member (mesh mode), or `None` where no node knows them all.
-    pub(crate) members: Option<Vec<I>>,
-    /// The neighbours.
-    pub(crate) neighbors: Vec<I>,
-    /// Other known peers (the HyParView passive view).
-    pub(crate) others: Vec<I>,
-}
-
 impl<I: Identity> Membership<I> {
     /// The machine `config` asks for.
     pub(crate) fn new(me: I, incarnation: u32, config: super::Config, seed: u64) -> Self {
@@ -165,11 +155,11 @@ impl<I: Identity> Membership<I> {
 
     /// Every member known, `me` included, sorted: the mesh's member set, or
     /// the active view and `me` (no HyParView node knows every member).
-    pub(crate) fn members(&self, me: &I) -> Vec<I> {
+    pub(crate) fn members(&self) -> Vec<I> {
         match self {
             Membership::HyParView(h) => {
                 let mut v: Vec<I> = h.active_view().cloned().collect();
-                v.push(me.clone());
+                v.push(h.me().clone());
                 v.sort();
                 v
             }
@@ -186,15 +176,12 @@ impl<I: Identity> Membership<I> {
         }
     }
 
-    /// The peers anti-entropy may pick from.
-    pub(crate) fn peer_sets(&self) -> PeerSets<I> {
-        PeerSets {
-            members: match self {
-                Membership::HyParView(_) => None,
-                Membership::Mesh(m) => Some(m.members().cloned().collect()),
-            },
-            neighbors: self.neighbors(),
-            others: self.passive(),
+    /// Every member, `me` included, where this node knows them all (the
+    /// mesh); `None` under HyParView.
+    pub(crate) fn member_list(&self) -> Option<Vec<I>> {
+        match self {
+            Membership::HyParView(_) => None,
+            Membership::Mesh(m) => Some(m.members().cloned().collect()),
         }
     }
 }

@@ -178,7 +178,7 @@ use crate::metadata::{
     self, Actor, ChangeSource, Context, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read,
     Replica, RestoreError, SubscriptionId,
 };
-use crate::wire::{Kind, WireError};
+use crate::wire::WireError;
 use crate::{Identity, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -258,18 +258,6 @@ impl<I: Identity> From<Message<I>> for Input<I> {
     }
 }
 
-impl<I: Identity> Input<I> {
-    fn kind(&self) -> Kind {
-        match self {
-            Input::Membership(membership::Message::HyParView(_)) => Kind::HyParView,
-            Input::Membership(membership::Message::Mesh(_)) => Kind::Mesh,
-            Input::Plumtree(_) => Kind::Plumtree,
-            Input::Metadata(_) => Kind::Metadata,
-            Input::AntiEntropy(_) => Kind::AntiEntropy,
-        }
-    }
-}
-
 /// One epidemic node: membership, broadcast and the metadata store composed
 /// behind the sans-IO contract described in the [module docs](self).
 pub struct Node<I: Identity> {
@@ -343,7 +331,7 @@ impl<I: Identity> Node<I> {
     /// active view plus itself in HyParView mode (no node knows every member
     /// there).
     pub fn members(&self) -> Vec<I> {
-        self.membership.members(&self.me)
+        self.membership.members()
     }
 
     /// Counters and current sizes of every bounded structure.
@@ -431,9 +419,9 @@ impl<I: Identity> Node<I> {
     /// the link the frame came on.
     pub fn handle_frame(&mut self, now: Instant, from: I, frame: &[u8]) -> Result<(), WireError> {
         let now = self.clock(now);
-        let decoded = Message::decode(frame, self.max_frame).map(Input::from);
-        let input = match decoded.and_then(|i| self.validate(&i).map(|()| i)) {
-            Ok(i) => i,
+        let decoded = Message::decode(frame, self.max_frame).map(|m| (m.kind(), Input::from(m)));
+        let (kind, input) = match decoded.and_then(|(k, i)| self.validate(&i).map(|()| (k, i))) {
+            Ok(decoded) => decoded,
             Err(e) => {
                 self.stats.invalid_frames += 1;
                 return Err(e);
@@ -443,7 +431,7 @@ impl<I: Identity> Node<I> {
             self.stats.invalid_frames += 1;
             return Err(WireError::Invalid("frame claims to come from this node"));
         }
-        self.stats.received.record(input.kind(), frame.len());
+        self.stats.received.record(kind, frame.len());
         match input {
             Input::Membership(m) => {
                 if !self.membership.handle_message(now, from, m) {
@@ -476,11 +464,13 @@ impl<I: Identity> Node<I> {
         self.membership.handle_timeout(now);
         self.plumtree.handle_timeout(now, &mut self.cache);
         if self.metadata.is_due(now) {
-            let sets = self.membership.peer_sets();
+            let members = self.membership.member_list();
+            let neighbors = self.membership.neighbors();
+            let others = self.membership.passive();
             let peers = Peers {
-                members: sets.members.as_deref(),
-                neighbors: &sets.neighbors,
-                others: &sets.others,
+                members: members.as_deref(),
+                neighbors: &neighbors,
+                others: &others,
             };
             self.metadata.handle_timeout(now, &peers);
         }
@@ -703,20 +693,21 @@ impl<I: Identity> Node<I> {
         loop {
             let mut progressed = false;
             loop {
-                let event = self.membership.poll_event().map(|e| match e {
-                    membership::Event::NeighborUp(p) => (p, true),
-                    membership::Event::NeighborDown(p) => (p, false),
-                });
-                let Some((peer, up)) = event else { break };
+                let Some(event) = self.membership.poll_event() else {
+                    break;
+                };
                 progressed = true;
-                if up {
-                    self.plumtree.neighbor_up(now, peer.clone());
-                    self.metadata.neighbor_up(now, peer.clone());
-                    self.events.push_back(Event::NeighborUp(peer));
-                } else {
-                    self.plumtree.neighbor_down(now, &peer);
-                    self.metadata.neighbor_down(now, &peer);
-                    self.events.push_back(Event::NeighborDown(peer));
+                match event {
+                    membership::Event::NeighborUp(peer) => {
+                        self.plumtree.neighbor_up(now, peer.clone());
+                        self.metadata.neighbor_up(now, peer.clone());
+                        self.events.push_back(Event::NeighborUp(peer));
+                    }
+                    membership::Event::NeighborDown(peer) => {
+                        self.plumtree.neighbor_down(now, &peer);
+                        self.metadata.neighbor_down(now, &peer);
+                        self.events.push_back(Event::NeighborDown(peer));
+                    }
                 }
             }
             loop {

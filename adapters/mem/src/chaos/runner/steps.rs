@@ -127,10 +127,12 @@ impl Runner<'_> {
         loop {
             let mut waited = Duration::ZERO;
             while waited < COMMAND_WAIT {
-                let others = self.up().into_iter().filter(|&i| i != member && i != via);
-                let acked = others
+                let acked = self
+                    .up()
+                    .into_iter()
+                    .filter(|&i| i != member && i != via)
                     .filter_map(|i| self.bus.node(i))
-                    .any(|n| n.members().contains(&member) == added);
+                    .any(|n| n.is_member(&member) == added);
                 if acked {
                     return;
                 }
