@@ -1,5 +1,6 @@
 //! Plumtree's configuration.
 
+use super::batch::Batching;
 use crate::time::Duration;
 use core::fmt;
 
@@ -93,6 +94,12 @@ pub struct Config {
     pub max_payload: usize,
     /// Announcements per IHAVE, and ids per IGNORED_IHAVE.
     pub max_ihave_batch: usize,
+    /// The largest encoded IHAVE or IGNORED_IHAVE body: a batch ends before
+    /// the announcement that would take it past this, whatever its count. A
+    /// [`Node`](crate::Node) lowers it to fit its `max_frame`. Default: a
+    /// [`wire::DEFAULT_MAX_FRAME`](crate::wire::DEFAULT_MAX_FRAME) frame
+    /// less its header.
+    pub max_batch_bytes: usize,
     /// Delivered messages whose round and sender are remembered: for the
     /// optimisation, and to tell a copy that came by the tree from one still
     /// in flight on a pruned edge (see "Pruning with broadcasts in flight"
@@ -160,6 +167,8 @@ impl Default for Config {
             // 128 announcements of a few hundred bytes each (a metadata id
             // carries a version vector) stay well inside a 1 MiB frame.
             max_ihave_batch: 128,
+            // Whatever the count, a batch fits the default frame.
+            max_batch_bytes: crate::wire::DEFAULT_MAX_FRAME - crate::wire::HEADER_LEN,
             // Announcements of a delivered message arrive within a dispatch
             // interval and a hop or two (tens of ms), so 256 covers that
             // window beyond 5,000 msg/s. At about 70 bytes an entry with
@@ -208,6 +217,14 @@ impl Config {
             ..Config::default()
         }
     }
+
+    /// Where this configuration ends IHAVE and IGNORED_IHAVE batches.
+    pub(crate) fn batching(&self) -> Batching {
+        Batching {
+            max_items: self.max_ihave_batch.max(1),
+            max_bytes: self.max_batch_bytes,
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -225,6 +242,7 @@ impl fmt::Debug for Config {
             initial_lazy_fanout,
             max_payload,
             max_ihave_batch,
+            max_batch_bytes,
             max_received,
             max_missing,
             max_announcers,
@@ -245,6 +263,7 @@ impl fmt::Debug for Config {
             .field("initial_lazy_fanout", initial_lazy_fanout)
             .field("max_payload", max_payload)
             .field("max_ihave_batch", max_ihave_batch)
+            .field("max_batch_bytes", max_batch_bytes)
             .field("max_received", max_received)
             .field("max_missing", max_missing)
             .field("max_announcers", max_announcers)

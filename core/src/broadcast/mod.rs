@@ -204,6 +204,7 @@ use core::fmt::{self, Debug};
 use core::hash::Hash;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+mod batch;
 mod bounded;
 mod cache;
 mod config;

@@ -554,7 +554,9 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         if !ignored.is_empty() {
             // Riak: acknowledge, so the announcement leaves the sender's
             // outstanding set and is not re-sent on its next lazy tick.
-            self.send(from, Message::IgnoredIHave { ids: ignored });
+            for ids in self.config.batching().split(ignored) {
+                self.send(from.clone(), Message::IgnoredIHave { ids });
+            }
         }
     }
 
@@ -674,7 +676,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             ));
         }
         let mut queued = false;
-        let batch = self.config.max_ihave_batch.max(1);
+        let batching = self.config.batching();
         for p in sets.lazy.iter().filter(|p| !has_it(p)) {
             let peer = self
                 .peers
@@ -687,11 +689,11 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
             };
             self.stats.lazy_dropped += u64::from(peer.enqueue(a, max_queue));
             queued = true;
-            if peer.queue.len() >= batch {
+            if peer.queue.len() >= batching.max_items {
                 // A full batch leaves at once: batching is for frames, and
                 // waiting would let a burst overflow `max_lazy_queue` and
                 // lose announcements that nobody would make again.
-                Self::flush(p, peer, batch, now, &mut self.stats, &mut self.transmits);
+                Self::flush(p, peer, batching, now, &mut self.stats, &mut self.transmits);
             }
         }
         if queued {

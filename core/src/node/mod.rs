@@ -178,7 +178,7 @@ use crate::metadata::{
     self, Actor, ChangeSource, Context, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read,
     Replica, RestoreError, SubscriptionId,
 };
-use crate::wire::WireError;
+use crate::wire::{self, WireError};
 use crate::{Identity, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -279,13 +279,17 @@ impl<I: Identity> Node<I> {
     pub fn new(me: I, config: Config) -> Self {
         let Config {
             membership,
-            plumtree,
-            metadata,
+            mut plumtree,
+            mut metadata,
             max_frame,
             message_cache,
             seed,
             incarnation,
         } = config;
+        // Both engines end their announcement batches where a frame ends.
+        let body = max_frame.saturating_sub(wire::HEADER_LEN);
+        plumtree.max_batch_bytes = plumtree.max_batch_bytes.min(body);
+        metadata.plumtree.max_batch_bytes = metadata.plumtree.max_batch_bytes.min(body);
         // Independent streams for the state machines, all from one seed.
         let membership = Membership::new(me.clone(), incarnation, membership, seed);
         Node {
@@ -776,45 +780,11 @@ impl<I: Identity> Node<I> {
                 }
                 self.transmits.push_back(Transmit { to, frame });
             }
-            Err(_) => match split(message) {
-                // A batch of metadata ids (each carries a context) that does
-                // not fit one frame goes in two.
-                Some((a, b)) => {
-                    self.send(to.clone(), &a);
-                    self.send(to, &b);
-                }
-                // Only reachable if a limit is configured below what the
-                // protocols produce; counted rather than sent truncated.
-                None => self.stats.encode_failures += 1,
-            },
+            // Batches are cut to fit a frame where they are built
+            // (`broadcast::Config::max_batch_bytes`), so this is reachable
+            // only if a limit is configured below what the protocols
+            // produce: counted rather than sent truncated.
+            Err(_) => self.stats.encode_failures += 1,
         }
-    }
-}
-
-/// Halves a metadata IHAVE or IGNORED_IHAVE batch; `None` for anything else.
-fn split<I: Identity>(message: &Message<I>) -> Option<(Message<I>, Message<I>)> {
-    let Message::Metadata(m) = message else {
-        return None;
-    };
-    match m {
-        broadcast::Message::IHave { announcements } if announcements.len() > 1 => {
-            let (a, b) = announcements.split_at(announcements.len() / 2);
-            Some((
-                Message::Metadata(broadcast::Message::IHave {
-                    announcements: a.to_vec(),
-                }),
-                Message::Metadata(broadcast::Message::IHave {
-                    announcements: b.to_vec(),
-                }),
-            ))
-        }
-        broadcast::Message::IgnoredIHave { ids } if ids.len() > 1 => {
-            let (a, b) = ids.split_at(ids.len() / 2);
-            Some((
-                Message::Metadata(broadcast::Message::IgnoredIHave { ids: a.to_vec() }),
-                Message::Metadata(broadcast::Message::IgnoredIHave { ids: b.to_vec() }),
-            ))
-        }
-        _ => None,
     }
 }

@@ -4,6 +4,7 @@
 //! up.
 
 use super::Plumtree;
+use crate::broadcast::batch::Batching;
 use crate::broadcast::peer::{Peer, Pending};
 use crate::broadcast::stats::Stats;
 use crate::broadcast::{Announcement, Message, MessageId};
@@ -57,9 +58,9 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     /// outstanding (Riak).
     pub(super) fn dispatch(&mut self, now: Instant) {
         self.dispatch_at = None;
-        let batch = self.config.max_ihave_batch.max(1);
+        let batching = self.config.batching();
         for (to, peer) in &mut self.peers {
-            Self::flush(to, peer, batch, now, &mut self.stats, &mut self.transmits);
+            Self::flush(to, peer, batching, now, &mut self.stats, &mut self.transmits);
         }
         self.arm_lazy_tick(now);
     }
@@ -69,25 +70,26 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     pub(super) fn flush(
         to: &I,
         peer: &mut Peer<I, M>,
-        batch: usize,
+        batching: Batching,
         now: Instant,
         stats: &mut Stats,
         transmits: &mut VecDeque<(I, Message<I, M>)>,
     ) {
-        while !peer.queue.is_empty() {
-            let n = batch.min(peer.queue.len());
-            let announcements: Vec<_> = peer.queue.drain(..n).collect();
-            for a in &announcements {
-                let pending = Pending {
-                    root: a.root.clone(),
-                    round: a.round,
-                    sent_at: now,
-                };
-                if peer.outstanding.insert(a.id.clone(), pending).is_some() {
-                    stats.outstanding_dropped += 1;
-                }
+        if peer.queue.is_empty() {
+            return;
+        }
+        for a in &peer.queue {
+            let pending = Pending {
+                root: a.root.clone(),
+                round: a.round,
+                sent_at: now,
+            };
+            if peer.outstanding.insert(a.id.clone(), pending).is_some() {
+                stats.outstanding_dropped += 1;
             }
-            stats.announcements_sent += n as u64;
+        }
+        stats.announcements_sent += peer.queue.len() as u64;
+        for announcements in batching.split(peer.queue.drain(..)) {
             stats.sent.ihave += 1;
             transmits.push_back((to.clone(), Message::IHave { announcements }));
         }
@@ -98,7 +100,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     pub(super) fn lazy_tick(&mut self, now: Instant) {
         self.lazy_tick_at = None;
         let tick = self.tick();
-        let batch = self.config.max_ihave_batch.max(1);
+        let batching = self.config.batching();
         for (to, peer) in &mut self.peers {
             let due: Vec<Announcement<I, M>> = peer
                 .outstanding
@@ -116,12 +118,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
                 }
             }
             self.stats.announcements_resent += due.len() as u64;
-            let mut due = due.into_iter();
-            loop {
-                let announcements: Vec<_> = due.by_ref().take(batch).collect();
-                if announcements.is_empty() {
-                    break;
-                }
+            for announcements in batching.split(due) {
                 self.stats.sent.ihave += 1;
                 self.transmits.push_back((to.clone(), Message::IHave { announcements }));
             }
