@@ -103,7 +103,8 @@ fn start(args: &NodeArgs) -> anyhow::Result<Running> {
                 bail!("--transport quic needs --cert, --key and --ca (see `epidemic certs`)");
             };
             let mut config = epidemic_quic::QuicConfig::new(args.listen, tls);
-            config.contacts(args.join.iter().copied()).data_dir(&args.data);
+            config.contacts = args.join.clone();
+            config.data_dir = Some(args.data.clone());
             Ok(Running::Quic(
                 epidemic_quic::QuicNode::start(config).context("starting the QUIC node")?,
             ))
@@ -117,7 +118,8 @@ fn start(args: &NodeArgs) -> anyhow::Result<Running> {
                     bail!("--transport tcp needs --cert, --key and --ca, or --insecure-tcp for a plaintext trial")
                 }
             };
-            config.contacts(args.join.iter().copied()).data_dir(&args.data);
+            config.contacts = args.join.clone();
+            config.data_dir = Some(args.data.clone());
             Ok(Running::Tcp(
                 epidemic_tcp::TcpNode::start(config).context("starting the TCP node")?,
             ))

@@ -39,7 +39,7 @@ impl MemCluster {
     /// An empty bus seeded with `seed`; scenarios use 20 nodes.
     pub fn new(seed: u64) -> Self {
         MemCluster {
-            bus: Bus::new(BusConfig::default().with_seed(seed)),
+            bus: Bus::new(BusConfig::seeded(seed)),
             raws: Vec::new(),
             refused: Vec::new(),
             scale: 20,

@@ -55,11 +55,11 @@ impl Launcher for Quic {
 
     fn launch(&mut self, listen: SocketAddr, data_dir: &Path, contacts: Vec<SocketAddr>) -> io::Result<QuicNode> {
         let mut config = QuicConfig::new(listen, self.credentials());
-        config
-            .driver(test_driver_config())
-            .contacts(contacts)
-            .data_dir(data_dir)
-            .liveness(TEST_IDLE_TIMEOUT, Duration::from_millis(300));
+        config.driver = test_driver_config();
+        config.contacts = contacts;
+        config.data_dir = Some(data_dir.to_path_buf());
+        config.idle_timeout = TEST_IDLE_TIMEOUT.into();
+        config.keep_alive = epidemic_core::Duration::from_millis(300);
         QuicNode::start(config).map_err(io::Error::other)
     }
 

@@ -19,10 +19,8 @@ use std::time::Duration;
 /// metadata anti-entropy exchange every second instead of every ten.
 pub fn test_driver_config() -> DriverConfig {
     let mut config = DriverConfig::default();
-    config.linger(Duration::from_millis(500));
-    let mut node = epidemic_core::node::Config::default();
-    node.metadata.exchange_interval = epidemic_core::Duration::from_secs(1);
-    config.node(node);
+    config.linger = epidemic_core::Duration::from_millis(500);
+    config.node.metadata.exchange_interval = epidemic_core::Duration::from_secs(1);
     config
 }
 
@@ -70,10 +68,9 @@ impl Launcher for Tcp {
             Some(ca) => TcpConfig::tls(listen, credentials(ca)),
             None => TcpConfig::insecure_plaintext(listen),
         };
-        config
-            .driver(test_driver_config())
-            .contacts(contacts)
-            .data_dir(data_dir);
+        config.driver = test_driver_config();
+        config.contacts = contacts;
+        config.data_dir = Some(data_dir.to_path_buf());
         TcpNode::start(config).map_err(io::Error::other)
     }
 

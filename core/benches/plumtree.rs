@@ -31,7 +31,11 @@ fn neighbourhood() -> Vec<Node<u32>> {
     let mut config = Config::default();
     config.message_cache = 1024;
     let mut nodes: Vec<Node<u32>> = (0..6)
-        .map(|i| Node::new(i, config.clone().with_seed(u64::from(i))))
+        .map(|i| {
+            let mut config = config.clone();
+            config.seed = u64::from(i);
+            Node::new(i, config)
+        })
         .collect();
     let now = Instant::ZERO;
     for node in &mut nodes[1..] {

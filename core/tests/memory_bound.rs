@@ -30,7 +30,8 @@ fn drain(node: &mut Node<u32>) -> usize {
 
 #[test]
 fn a_million_broadcasts_through_one_node_stay_within_every_bound() {
-    let config = Config::default().with_seed(1);
+    let mut config = Config::default();
+    config.seed = 1;
     let pt = config.plumtree.clone();
     let cache_bound = config.message_cache;
     let broadcast::TreeMode::PerRoot { max_roots } = pt.tree else {

@@ -184,7 +184,7 @@ fuzz_target!(|input: Input| {
 
     let mut limits = Limits::default();
     if input.max_diff != 0 {
-        limits.max_diff_keys(usize::from(input.max_diff % 16) + 1);
+        limits.max_diff_keys = usize::from(input.max_diff % 16) + 1;
     }
     // Each exchange repairs at least min(differences, max_diff_keys) keys.
     let keys = trees[0].len() + trees[1].len();

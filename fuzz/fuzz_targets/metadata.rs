@@ -50,7 +50,10 @@ enum Input {
 fn config(seed: u64) -> Config {
     let mut metadata = metadata::Config::mesh(2);
     metadata.hashtree = hashtree::Config::new(64, 8).expect("a valid shape");
-    Config::mesh(2).with_metadata(metadata).with_seed(seed)
+    let mut config = Config::mesh(2);
+    config.metadata = metadata;
+    config.seed = seed;
+    config
 }
 
 struct Pair {

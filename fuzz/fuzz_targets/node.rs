@@ -150,7 +150,8 @@ fn frame(m: Message<u32>) -> Vec<u8> {
 }
 
 fuzz_target!(|inputs: Vec<Input>| {
-    let config = Config::default().with_seed(7);
+    let mut config = Config::default();
+    config.seed = 7;
     let hv = hyparview::Config::default();
     let mut node = Node::new(ME, config);
     let mut now = Instant::ZERO;

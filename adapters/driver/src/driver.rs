@@ -82,21 +82,23 @@ pub fn start(
         runtime: runtime.clone(),
         incarnation,
         max_frame: config.node.max_frame,
-        connect_timeout: config.connect_timeout,
-        handshake_timeout: config.handshake_timeout,
-        linger: config.linger,
+        connect_timeout: config.connect_timeout.into(),
+        handshake_timeout: config.handshake_timeout.into(),
+        linger: config.linger.into(),
     });
     let clock = MonotonicClock::new();
     // The low half of the random incarnation keeps this life's broadcast ids
     // apart from a previous life's.
-    let mut node = Node::new(identity, config.node.clone().with_incarnation(incarnation as u32));
+    let mut node_config = config.node.clone();
+    node_config.incarnation = incarnation as u32;
+    let mut node = Node::new(identity, node_config);
     let mut stats = DriverStats::default();
     let durability = durability::restore(&mut node, store, &shared, clock.now(), &mut stats);
     let mut core = Core {
         node,
         clock,
         ctx,
-        links: LinkTable::new(identity, config.backoff_min, config.backoff_max),
+        links: LinkTable::new(identity, config.backoff_min.into(), config.backoff_max.into()),
         queues: HashMap::new(),
         closers: HashMap::new(),
         stats,

@@ -44,7 +44,7 @@ impl Transport for NoNetwork {
 
 fn node() -> Handle {
     let mut config = DriverConfig::default();
-    config.node(epidemic_core::node::Config::default().with_seed(1));
+    config.node.seed = 1;
     epidemic_driver::start(
         "127.0.0.1:7000".parse().unwrap(),
         config,

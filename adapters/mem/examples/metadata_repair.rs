@@ -63,7 +63,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for k in [1usize, 100, 10_000] {
-        let mut bus = Bus::new(BusConfig::default().with_seed(k as u64));
+        let mut bus = Bus::new(BusConfig::seeded(k as u64));
         bus.add_nodes(nodes, &Config::mesh(nodes));
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(7 + k as u64);
         let missing: BTreeSet<usize> = sample(&mut rng, n, k).into_iter().collect();

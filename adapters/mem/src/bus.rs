@@ -176,7 +176,7 @@ impl Bus {
         let first = self.slots.len() as Id;
         for _ in 0..n {
             let id = self.slots.len() as Id;
-            let node = Node::new(id, config.clone().with_seed(self.rng.random()));
+            let node = Node::new(id, faults::life(config, self.rng.random(), config.incarnation));
             self.slots.push(Slot {
                 node: Some(node),
                 incarnation: 0,

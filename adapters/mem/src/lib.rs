@@ -25,7 +25,7 @@
 //! use epidemic_mem::{Bus, BusConfig};
 //! use bytes::Bytes;
 //!
-//! let mut bus = Bus::new(BusConfig::default().with_seed(7));
+//! let mut bus = Bus::new(BusConfig::seeded(7));
 //! bus.add_nodes(20, &Config::default());
 //! bus.join_each_via_random_earlier(Duration::from_millis(20));
 //! bus.run_for(Duration::from_secs(30));

@@ -130,7 +130,7 @@ pub fn metadata(params: &MetadataParams) -> MetadataReport {
     if !params.anti_entropy {
         config.metadata.max_concurrent_exchanges = 0;
     }
-    let mut bus = Bus::new(BusConfig::default().with_seed(params.seed));
+    let mut bus = Bus::new(BusConfig::seeded(params.seed));
     bus.add_nodes(n, &config);
     if params.hyparview {
         bus.join_each_via_random_earlier(Duration::from_millis(10));

@@ -84,13 +84,12 @@ const RANGED: Latency = Latency::Uniform {
 fn sim_overlay(n: usize, seed: u64, latency: Latency, settle: u64) -> Bus {
     let hv = hyparview::Config::default();
     let settle = hv.shuffle_interval.saturating_mul(settle);
-    let config = Config::default().with_membership(MembershipConfig::HyParView(hv));
-    let mut bus = Bus::new(
-        BusConfig::default()
-            .with_seed(seed)
-            .with_latency(latency)
-            .with_detection_delay(Duration::ZERO),
-    );
+    let mut config = Config::default();
+    config.membership = MembershipConfig::HyParView(hv);
+    let mut bus_config = BusConfig::seeded(seed);
+    bus_config.latency = latency;
+    bus_config.detection_delay = Duration::ZERO;
+    let mut bus = Bus::new(bus_config);
     bus.add_nodes(n, &config);
     bus.join_each_via_random_earlier(Duration::from_millis(1));
     bus.run_for(settle);
@@ -182,13 +181,12 @@ fn small_bus(seed: u64, n: usize) -> Bus {
 /// [`small_bus`] whose links report a failure `detection` after it.
 fn small_bus_detecting_after(seed: u64, n: usize, detection: Duration) -> Bus {
     let hv = hyparview::Config::for_cluster_size(7);
-    let config = Config::default().with_membership(MembershipConfig::HyParView(hv));
-    let mut bus = Bus::new(
-        BusConfig::default()
-            .with_seed(seed)
-            .with_latency(FIXED)
-            .with_detection_delay(detection),
-    );
+    let mut config = Config::default();
+    config.membership = MembershipConfig::HyParView(hv);
+    let mut bus_config = BusConfig::seeded(seed);
+    bus_config.latency = FIXED;
+    bus_config.detection_delay = detection;
+    let mut bus = Bus::new(bus_config);
     bus.add_nodes(n, &config);
     bus
 }

@@ -18,7 +18,7 @@ fn prefix() -> FullPrefix {
 /// store, and the virtual time that took after the restart.
 fn concurrent_large_writes(n: usize, writers: usize, len: usize, seed: u64) -> (Bus, Duration) {
     let config = Config::mesh(n);
-    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
+    let mut bus = Bus::new(BusConfig::seeded(seed));
     bus.add_nodes(n, &config);
     for id in 1..n as Id {
         bus.join(id, [0]);

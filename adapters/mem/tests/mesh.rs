@@ -10,7 +10,7 @@ use epidemic_mem::{Bus, BusConfig};
 
 /// `n` mesh nodes; every node joins through node 0, then gossip runs.
 fn mesh(n: usize, seed: u64) -> Bus {
-    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
+    let mut bus = Bus::new(BusConfig::seeded(seed));
     bus.add_nodes(n, &Config::mesh(n));
     for id in 1..n as u32 {
         bus.join(id, [0]);
@@ -112,7 +112,7 @@ fn every_member_hears_every_root_including_an_added_one() {
     let mut missed = Vec::new();
     for seed in 0..24u64 {
         let n = 7 + (seed % 4) as usize;
-        let mut bus = Bus::new(BusConfig::default().with_seed(900 + seed));
+        let mut bus = Bus::new(BusConfig::seeded(900 + seed));
         // Room for one more than the starting members.
         bus.add_nodes(n + 1, &Config::mesh(n));
         for id in 1..n as u32 {
@@ -147,7 +147,7 @@ fn every_member_hears_every_root_including_an_added_one() {
 /// one (the chaos sweep's seed 114).
 #[test]
 fn a_removed_member_that_rejoins_wiped_is_a_member_again() {
-    let mut bus = Bus::new(BusConfig::default().with_seed(114));
+    let mut bus = Bus::new(BusConfig::seeded(114));
     bus.add_nodes(8, &Config::mesh(8));
     for id in 1..7 {
         bus.join(id, [0]);

@@ -33,7 +33,9 @@ fn config(tree: TreeMode) -> Config {
     let mut plumtree = broadcast::Config::default();
     plumtree.tree = tree;
     plumtree.retransmit_eager = false;
-    Config::default().with_plumtree(plumtree)
+    let mut config = Config::default();
+    config.plumtree = plumtree;
+    config
 }
 
 fn warm_overlay(seed: u64, tree: TreeMode) -> Bus {

@@ -197,7 +197,11 @@ fn window(n: usize, seed: u64, window: usize, warmup: usize, total: usize, fixed
         min: Duration::from_micros(100),
         max: Duration::from_millis(1),
     };
-    let mut bus = Bus::new(BusConfig::default().with_seed(seed).with_latency(latency));
+    let mut bus = Bus::new({
+        let mut c = BusConfig::seeded(seed);
+        c.latency = latency;
+        c
+    });
     let mut config = Config::default();
     if let (true, MembershipConfig::HyParView(h)) = (fixed_overlay, &mut config.membership) {
         // No probing for closed components, the only thing that rewires a

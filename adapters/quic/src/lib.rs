@@ -64,26 +64,37 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct QuicConfig {
-    /// The UDP address to listen on; port 0 picks a free one.
+    /// The UDP address to listen on; port 0 picks a free one. No default:
+    /// given to [`QuicConfig::new`].
     pub listen: SocketAddr,
-    /// The address peers dial, if not the listening address.
+    /// The address peers dial, if not the listening address. Default
+    /// `None`: the listening address.
     pub advertise: Option<SocketAddr>,
-    /// This node's certificate and the cluster CA.
+    /// This node's certificate and the cluster CA. No default: given to
+    /// [`QuicConfig::new`].
     pub tls: TlsConfig,
-    /// The driver's and the node's configuration.
+    /// The driver's and the node's configuration. Default:
+    /// [`DriverConfig`]'s.
     pub driver: DriverConfig,
-    /// Contacts to join through once started.
+    /// Contacts to join through once started. Default: none (start
+    /// alone, and let others join through this node).
     pub contacts: Vec<SocketAddr>,
-    /// Worker threads of the node's own tokio runtime ([`QuicNode::start`]).
+    /// Worker threads of the node's own tokio runtime ([`QuicNode::start`]);
+    /// at least one is used. Default `1`: the loop is a single task, and one
+    /// thread carries it and its connections.
     pub threads: usize,
     /// A connection without packets for this long is closed, and its peer
-    /// reported down.
-    pub idle_timeout: Duration,
+    /// reported down. Default 10 s: detection within 10 s of a silent crash,
+    /// the figure of a TCP-like keep-alive, and twice HyParView's neighbour
+    /// timeout.
+    pub idle_timeout: epidemic_core::Duration,
     /// Keep-alive interval on every connection; below the idle timeout.
-    pub keep_alive: Duration,
+    /// Default 3 s: three keep-alives per idle period, so one lost packet
+    /// never closes a healthy link.
+    pub keep_alive: epidemic_core::Duration,
     /// Where the metadata store persists (a redb file in this directory),
     /// and what the node restores on start; `None` keeps nothing across
-    /// restarts and acknowledges puts at once.
+    /// restarts and acknowledges puts at once. Default `None`.
     pub data_dir: Option<PathBuf>,
 }
 
@@ -97,51 +108,10 @@ impl QuicConfig {
             driver: DriverConfig::default(),
             contacts: Vec::new(),
             threads: 1,
-            // Detection within 10 s of a silent crash: the figure of a
-            // TCP-like keep-alive, and twice HyParView's neighbour timeout.
-            idle_timeout: Duration::from_secs(10),
-            // Three keep-alives per idle period: one lost packet never
-            // closes a healthy link.
-            keep_alive: Duration::from_secs(3),
+            idle_timeout: epidemic_core::Duration::from_secs(10),
+            keep_alive: epidemic_core::Duration::from_secs(3),
             data_dir: None,
         }
-    }
-
-    /// Sets the advertised address.
-    pub fn advertise(&mut self, addr: SocketAddr) -> &mut Self {
-        self.advertise = Some(addr);
-        self
-    }
-
-    /// Sets the driver's configuration.
-    pub fn driver(&mut self, driver: DriverConfig) -> &mut Self {
-        self.driver = driver;
-        self
-    }
-
-    /// Sets the contacts to join through.
-    pub fn contacts(&mut self, contacts: impl IntoIterator<Item = SocketAddr>) -> &mut Self {
-        self.contacts = contacts.into_iter().collect();
-        self
-    }
-
-    /// Sets the number of runtime worker threads (at least one).
-    pub fn threads(&mut self, threads: usize) -> &mut Self {
-        self.threads = threads.max(1);
-        self
-    }
-
-    /// Sets the data directory.
-    pub fn data_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
-        self.data_dir = Some(dir.into());
-        self
-    }
-
-    /// Sets the idle timeout and the keep-alive interval.
-    pub fn liveness(&mut self, idle_timeout: Duration, keep_alive: Duration) -> &mut Self {
-        self.idle_timeout = idle_timeout;
-        self.keep_alive = keep_alive;
-        self
     }
 }
 
@@ -274,8 +244,12 @@ fn launch(config: QuicConfig, rt: tokio::runtime::Handle) -> Result<Handle, Erro
     let store = data_dir.as_deref().map(Store::open).transpose()?;
     let mut transport = quinn::TransportConfig::default();
     transport
-        .max_idle_timeout(Some(idle_timeout.try_into().map_err(|_| Error::IdleTimeout)?))
-        .keep_alive_interval(Some(keep_alive))
+        .max_idle_timeout(Some(
+            Duration::from(idle_timeout)
+                .try_into()
+                .map_err(|_| Error::IdleTimeout)?,
+        ))
+        .keep_alive_interval(Some(keep_alive.into()))
         // One stream per connection is all a link uses; a peer may not open
         // more than a few, nor any unidirectional ones.
         .max_concurrent_bidi_streams(4u32.into())

@@ -14,7 +14,7 @@ use std::time::Duration;
 fn start(ca: &ClusterCa, listen: SocketAddr, dir: &Path) -> QuicNode {
     let tls = ca.issue(&["127.0.0.1"]).unwrap().tls_config(ca).unwrap();
     let mut config = QuicConfig::new(listen, tls);
-    config.data_dir(dir);
+    config.data_dir = Some(dir.to_path_buf());
     QuicNode::start(config).unwrap()
 }
 

@@ -17,7 +17,7 @@ fn cert(ca: &ClusterCa) -> TlsConfig {
 
 fn start(tls: TlsConfig, contacts: Vec<SocketAddr>) -> QuicNode {
     let mut config = QuicConfig::new("127.0.0.1:0".parse().unwrap(), tls);
-    config.contacts(contacts);
+    config.contacts = contacts;
     QuicNode::start(config).unwrap()
 }
 

@@ -76,29 +76,35 @@ pub enum Security {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TcpConfig {
-    /// The address to listen on; port 0 picks a free one.
+    /// The address to listen on; port 0 picks a free one. No default: given
+    /// to [`TcpConfig::tls`] or [`TcpConfig::insecure_plaintext`].
     pub listen: SocketAddr,
     /// The address peers dial, if not the listening address (needed when
-    /// listening on an unspecified address such as `0.0.0.0`).
+    /// listening on an unspecified address such as `0.0.0.0`). Default
+    /// `None`: the listening address.
     pub advertise: Option<SocketAddr>,
-    /// TLS or plaintext.
+    /// TLS or plaintext. No default: the constructor names it.
     pub security: Security,
-    /// The driver's and the node's configuration.
+    /// The driver's and the node's configuration. Default:
+    /// [`DriverConfig`]'s.
     pub driver: DriverConfig,
     /// Contacts to join through once started (none: start alone, and let
-    /// others join through this node).
+    /// others join through this node). Default: none.
     pub contacts: Vec<SocketAddr>,
-    /// Threads running the node's executor.
+    /// Threads running the node's executor; at least one is used. Default
+    /// `1`: one thread carries a node's loop and its links comfortably, and
+    /// the loop is a single task anyway.
     pub threads: usize,
     /// TCP keepalive on every link: a peer that stops answering (a crashed
     /// host, a cut cable) is declared down after about this long, and
     /// HyParView replaces it. `None` leaves it to the operating system,
     /// which notices only when a write times out, often after many
-    /// minutes. See [`keepalive`].
-    pub keepalive: Option<Duration>,
+    /// minutes. See [`keepalive`]. Default 10 s: the QUIC adapter's idle
+    /// timeout, twice HyParView's neighbour timeout.
+    pub keepalive: Option<epidemic_core::Duration>,
     /// Where the metadata store persists (a redb file in this directory),
     /// and what the node restores on start; `None` keeps nothing across
-    /// restarts and acknowledges puts at once.
+    /// restarts and acknowledges puts at once. Default `None`.
     pub data_dir: Option<PathBuf>,
 }
 
@@ -120,50 +126,10 @@ impl TcpConfig {
             security,
             driver: DriverConfig::default(),
             contacts: Vec::new(),
-            // One thread carries a node's loop and its links comfortably;
-            // the loop is a single task anyway.
             threads: 1,
-            // The figure of the QUIC adapter's idle timeout: twice
-            // HyParView's neighbour timeout.
-            keepalive: Some(Duration::from_secs(10)),
+            keepalive: Some(epidemic_core::Duration::from_secs(10)),
             data_dir: None,
         }
-    }
-
-    /// Sets the advertised address.
-    pub fn advertise(&mut self, addr: SocketAddr) -> &mut Self {
-        self.advertise = Some(addr);
-        self
-    }
-
-    /// Sets the driver's configuration.
-    pub fn driver(&mut self, driver: DriverConfig) -> &mut Self {
-        self.driver = driver;
-        self
-    }
-
-    /// Sets the contacts to join through.
-    pub fn contacts(&mut self, contacts: impl IntoIterator<Item = SocketAddr>) -> &mut Self {
-        self.contacts = contacts.into_iter().collect();
-        self
-    }
-
-    /// Sets the data directory.
-    pub fn data_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
-        self.data_dir = Some(dir.into());
-        self
-    }
-
-    /// Sets the number of executor threads (at least one).
-    pub fn threads(&mut self, threads: usize) -> &mut Self {
-        self.threads = threads.max(1);
-        self
-    }
-
-    /// Sets the keepalive period (see [`TcpConfig::keepalive`]).
-    pub fn keepalive(&mut self, keepalive: Option<Duration>) -> &mut Self {
-        self.keepalive = keepalive;
-        self
     }
 }
 
@@ -367,7 +333,7 @@ impl TcpNode {
                 Arc::new(TcpTransport {
                     listener,
                     tls,
-                    keepalive,
+                    keepalive: keepalive.map(Into::into),
                 }),
                 Arc::new(SmolRuntime {
                     executor: Arc::downgrade(&executor),
@@ -463,8 +429,8 @@ mod tests {
     #[test]
     fn keepalive_is_on_by_default_and_can_be_turned_off() {
         let mut config = TcpConfig::insecure_plaintext("127.0.0.1:0".parse().unwrap());
-        assert_eq!(config.keepalive, Some(Duration::from_secs(10)));
-        config.keepalive(None);
+        assert_eq!(config.keepalive, Some(epidemic_core::Duration::from_secs(10)));
+        config.keepalive = None;
         assert_eq!(config.keepalive, None);
     }
 }

@@ -31,12 +31,13 @@ fn a_neighbour_that_never_reads_costs_dropped_frames_not_a_stalled_node() {
     let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut driver = DriverConfig::default();
     // Small per-peer queues, so the test fills one quickly.
-    driver.peer_queue(64, 1 << 20);
+    driver.peer_queue_frames = 64;
+    driver.peer_queue_bytes = 1 << 20;
     let mut config = TcpConfig::insecure_plaintext(lo);
-    config.driver(driver);
+    config.driver = driver;
     let a = TcpNode::start(config).unwrap();
     let mut config = TcpConfig::insecure_plaintext(lo);
-    config.contacts([a.identity()]);
+    config.contacts = vec![a.identity()];
     let c = TcpNode::start(config).unwrap();
     assert!(eventually(|| block_on(a.handle().neighbors())
         .unwrap()

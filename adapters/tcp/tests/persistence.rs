@@ -12,7 +12,7 @@ use std::time::Duration;
 
 fn start(listen: SocketAddr, dir: &Path) -> TcpNode {
     let mut config = TcpConfig::insecure_plaintext(listen);
-    config.data_dir(dir);
+    config.data_dir = Some(dir.to_path_buf());
     TcpNode::start(config).unwrap()
 }
 

@@ -25,7 +25,7 @@ fn start(tls: Option<TlsConfig>, contacts: Vec<SocketAddr>) -> TcpNode {
         Some(tls) => TcpConfig::tls(lo(), tls),
         None => TcpConfig::insecure_plaintext(lo()),
     };
-    config.contacts(contacts);
+    config.contacts = contacts;
     TcpNode::start(config).unwrap()
 }
 

@@ -33,18 +33,18 @@ impl ClusterSpec {
         hv.active_view_capacity = self.active;
         hv.passive_view_capacity = self.passive;
         hv.shuffle_interval = self.shuffle_interval;
-        let mut config = Config::default()
-            .with_membership(MembershipConfig::HyParView(hv))
-            .with_plumtree(self.plumtree.clone());
+        let mut config = Config::default();
+        config.membership = MembershipConfig::HyParView(hv);
+        config.plumtree = self.plumtree.clone();
         config.message_cache = super::MESSAGE_CACHE;
         config
     }
 
     fn bus_config(&self) -> BusConfig {
-        BusConfig::default()
-            .with_seed(self.seed)
-            .with_latency(self.latency)
-            .with_detection_delay(self.detection_delay)
+        let mut config = BusConfig::seeded(self.seed);
+        config.latency = self.latency;
+        config.detection_delay = self.detection_delay;
+        config
     }
 }
 

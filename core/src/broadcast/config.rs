@@ -31,16 +31,38 @@ pub enum TreeMode {
 #[non_exhaustive]
 pub struct Config {
     /// Shared or per-root trees.
+    ///
+    /// Default: `TreeMode::PerRoot { max_roots: 64 }`. DESIGN.md:
+    /// sender-based trees are Riak's first production lesson. 64 roots covers
+    /// the broadcasters of a typical cluster and costs 64 × degree identities
+    /// per node, which a 100,000-node simulation can afford (raise it for
+    /// many concurrent senders).
     pub tree: TreeMode,
     /// The paper's *timeout1* (§3.7): how long after the first announcement
     /// of a missing message to wait for its payload before grafting.
+    ///
+    /// Default: `Duration::from_millis(500)`. Must exceed the eager path's
+    /// latency minus the lazy path's (which already includes
+    /// `dispatch_interval`), or the tree is grafted for nothing and RMR
+    /// rises. 500 ms covers ten hops of 50 ms; a late graft costs one
+    /// payload, a false one a duplicate.
     pub ihave_timeout: Duration,
     /// The paper's *timeout2* (§3.7): after a graft, how long to wait for the
     /// payload before grafting the next announcer.
+    ///
+    /// Default: `Duration::from_millis(250)`. The paper: smaller than
+    /// timeout1, about one round trip. 250 ms is a generous WAN round trip.
     pub graft_timeout: Duration,
     /// Riak's lazy tick: how often unacknowledged announcements are re-sent.
+    ///
+    /// Default: `Duration::from_secs(1)`. Riak's production value
+    /// (`broadcast_lazy_timer`, 1000 ms).
     pub lazy_tick: Duration,
     /// How long announcements wait in the lazy queue to be batched.
+    ///
+    /// Default: `Duration::from_millis(20)`. Short against `ihave_timeout`,
+    /// so batching barely delays repair, yet at 1,000 messages/s one IHAVE
+    /// carries 20 announcements.
     pub dispatch_interval: Duration,
     /// Not in the paper nor in Riak: also keep every eager push in the
     /// outstanding set, so that it is re-announced (as an IHAVE) on the lazy
@@ -62,6 +84,8 @@ pub struct Config {
     /// (+48%). Without loss RMR is 0.0024 off and 0.0027 on, and control
     /// frames 2,980 against 3,987 (+34%). Turn it off over a transport
     /// that never loses a frame on a live link to save those.
+    ///
+    /// Default: `true`. On: see the field's docs for the measurement.
     pub retransmit_eager: bool,
     /// Not in the paper nor in Riak: a neighbour that comes up is announced
     /// (IHAVE, through its lazy queue) the messages this node delivered or
@@ -75,35 +99,62 @@ pub struct Config {
     /// WAN; what is older is left to anti-entropy.
     ///
     /// [`max_catch_up`]: Self::max_catch_up
+    ///
+    /// Default: `Duration::from_secs(2)`. Two lazy ticks (Riak's 1 s): a
+    /// broadcast's spread and a graft round trip, with room for a WAN.
     pub catch_up_window: Duration,
     /// The hop-count optimisation (§3.8): when a lazy path is shorter than
     /// the eager one by at least this many hops, the tree is rewired. `None`
     /// turns it off.
+    ///
+    /// Default: `Some(3)`. The paper's figure for a single sender: with
+    /// per-root trees every tree has one sender. Use 7 (the multi-sender
+    /// figure) with `TreeMode::Shared` and several senders.
     pub optimization_threshold: Option<u32>,
     /// Mesh mode (Riak): a neighbour that comes up joins the eager set only
     /// while it has fewer than this many members; `None` makes every
     /// neighbour eager, as the paper does over HyParView. See
     /// [`mesh_eager_fanout`].
+    ///
+    /// Default: `None`. Over HyParView the active view (≈5) is the fanout,
+    /// all eager.
     pub initial_eager_fanout: Option<usize>,
     /// Mesh mode (Riak): of the neighbours that do not start eager, only this
     /// many start lazy; the others are in neither set until a message makes
     /// them eager or lazy. `None` makes them all lazy.
+    ///
+    /// Default: `None`: every neighbour not eager starts lazy (see
+    /// [`Config::mesh`] for why not Riak's one lazy peer).
     pub initial_lazy_fanout: Option<usize>,
     /// The largest payload [`broadcast`](super::Plumtree::broadcast) accepts
     /// and a GOSSIP may carry.
+    ///
+    /// Default: `64 * 1024`. 64 KiB: the figure `wire::DEFAULT_MAX_FRAME` (1
+    /// MiB) was sized for, with room for the frame's other fields.
     pub max_payload: usize,
     /// Announcements per IHAVE, and ids per IGNORED_IHAVE.
+    ///
+    /// Default: `128`. 128 announcements of a few hundred bytes each (a
+    /// metadata id carries a version vector) stay well inside a 1 MiB frame.
     pub max_ihave_batch: usize,
     /// The largest encoded IHAVE or IGNORED_IHAVE body: a batch ends before
     /// the announcement that would take it past this, whatever its count. A
-    /// [`Node`](crate::Node) lowers it to fit its `max_frame`. Default: a
-    /// [`wire::DEFAULT_MAX_FRAME`](crate::wire::DEFAULT_MAX_FRAME) frame
-    /// less its header.
+    /// [`Node`](crate::Node) lowers it to fit its `max_frame`.
+    ///
+    /// Default: a [`wire::DEFAULT_MAX_FRAME`](crate::wire::DEFAULT_MAX_FRAME)
+    /// frame less its header, so whatever the count a batch fits the
+    /// default frame.
     pub max_batch_bytes: usize,
     /// Delivered messages whose round and sender are remembered: for the
     /// optimisation, and to tell a copy that came by the tree from one still
     /// in flight on a pruned edge (see "Pruning with broadcasts in flight"
     /// in the [module docs](super)).
+    ///
+    /// Default: `256`. Announcements of a delivered message arrive within a
+    /// dispatch interval and a hop or two (tens of ms), so 256 covers that
+    /// window beyond 5,000 msg/s. At about 70 bytes an entry with small ids,
+    /// that is 18 KB a node: a 100,000-node simulation affords it (1,024
+    /// would cost it 7 GB).
     pub max_received: usize,
     /// Missing messages being waited for. When it is full, the one whose
     /// timer is due first makes room; if it has not been grafted yet, it is
@@ -112,84 +163,59 @@ pub struct Config {
     /// repair keeps up with any rate: a node cut off from a tree grafts back
     /// even when more than `max_missing` announcements arrive per
     /// `ihave_timeout`.
+    ///
+    /// Default: `1024`. Messages missing at once: a second of traffic at
+    /// 1,000 msg/s when the tree is broken. Past it the oldest is grafted
+    /// early, so it bounds memory, not the rate repair keeps up with.
     pub max_missing: usize,
     /// Announcers remembered per missing message.
+    ///
+    /// Default: `8`. Above the active view size (5) with slack: announcers
+    /// are tried one `graft_timeout` apart, so more would never be reached.
     pub max_announcers: usize,
     /// Unacknowledged announcements per peer.
+    ///
+    /// Default: `1024`. A lazy tick's worth of traffic at 1,000 msg/s to a
+    /// peer that has stopped acknowledging.
     pub max_outstanding: usize,
     /// Announcements waiting for dispatch per peer. A queue that reaches
     /// [`max_ihave_batch`](Self::max_ihave_batch) is sent at once, so this
     /// bound is reached only when it is the smaller of the two.
+    ///
+    /// Default: `1024`. Ten dispatch intervals at 5,000 msg/s; full batches
+    /// leave at once, so it matters only below `max_ihave_batch`.
     pub max_lazy_queue: usize,
     /// Recent messages remembered for [`catch_up_window`]: the most that a
     /// neighbour that comes up is announced.
     ///
     /// [`catch_up_window`]: Self::catch_up_window
+    ///
+    /// Default: `32`. One IHAVE's worth, a fraction of `max_ihave_batch`: a
+    /// newcomer costs each neighbour at most one extra announcement frame.
     pub max_catch_up: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            // DESIGN.md: sender-based trees are Riak's first production lesson.
-            // 64 roots covers the broadcasters of a typical cluster and costs
-            // 64 × degree identities per node, which a 100,000-node
-            // simulation can afford (raise it for many concurrent senders).
             tree: TreeMode::PerRoot { max_roots: 64 },
-            // Must exceed the eager path's latency minus the lazy path's
-            // (which already includes `dispatch_interval`), or the tree is
-            // grafted for nothing and RMR rises. 500 ms covers ten hops of
-            // 50 ms; a late graft costs one payload, a false one a duplicate.
             ihave_timeout: Duration::from_millis(500),
-            // The paper: smaller than timeout1, about one round trip. 250 ms
-            // is a generous WAN round trip.
             graft_timeout: Duration::from_millis(250),
-            // Riak's production value (`broadcast_lazy_timer`, 1000 ms).
             lazy_tick: Duration::from_secs(1),
-            // Short against `ihave_timeout`, so batching barely delays repair,
-            // yet at 1,000 messages/s one IHAVE carries 20 announcements.
             dispatch_interval: Duration::from_millis(20),
-            // On: see the field's docs for the measurement.
             retransmit_eager: true,
-            // Two lazy ticks (Riak's 1 s): a broadcast's spread and a graft
-            // round trip, with room for a WAN.
             catch_up_window: Duration::from_secs(2),
-            // The paper's figure for a single sender: with per-root trees
-            // every tree has one sender. Use 7 (the multi-sender figure) with
-            // `TreeMode::Shared` and several senders.
             optimization_threshold: Some(3),
-            // Over HyParView the active view (≈5) is the fanout, all eager.
             initial_eager_fanout: None,
             initial_lazy_fanout: None,
-            // 64 KiB: the figure `wire::DEFAULT_MAX_FRAME` (1 MiB) was sized
-            // for, with room for the frame's other fields.
             max_payload: 64 * 1024,
-            // 128 announcements of a few hundred bytes each (a metadata id
-            // carries a version vector) stay well inside a 1 MiB frame.
             max_ihave_batch: 128,
-            // Whatever the count, a batch fits the default frame.
             max_batch_bytes: crate::wire::DEFAULT_MAX_FRAME - crate::wire::HEADER_LEN,
-            // Announcements of a delivered message arrive within a dispatch
-            // interval and a hop or two (tens of ms), so 256 covers that
-            // window beyond 5,000 msg/s. At about 70 bytes an entry with
-            // small ids, that is 18 KB a node: a 100,000-node simulation
-            // affords it (1,024 would cost it 7 GB).
             max_received: 256,
-            // Messages missing at once: a second of traffic at 1,000 msg/s
-            // when the tree is broken. Past it the oldest is grafted early,
-            // so it bounds memory, not the rate repair keeps up with.
             max_missing: 1024,
-            // Above the active view size (5) with slack: announcers are tried
-            // one `graft_timeout` apart, so more would never be reached.
             max_announcers: 8,
-            // A lazy tick's worth of traffic at 1,000 msg/s to a peer that
-            // has stopped acknowledging.
             max_outstanding: 1024,
-            // Ten dispatch intervals at 5,000 msg/s; full batches leave at
-            // once, so it matters only below `max_ihave_batch`.
             max_lazy_queue: 1024,
-            // One IHAVE's worth, a fraction of `max_ihave_batch`: a newcomer
-            // costs each neighbour at most one extra announcement frame.
             max_catch_up: 32,
         }
     }

@@ -513,8 +513,10 @@ fn largest_messages_fit() {
 fn limits_cut_exchanges_short() {
     let (ma, mb) = random_pair(8, 1000, 100);
     let (a, b) = (build(Config::default(), &ma), build(Config::default(), &mb));
-    let mut limits = Limits::default();
-    limits.max_diff_keys(5);
+    let limits = Limits {
+        max_diff_keys: 5,
+        ..Limits::default()
+    };
     let r = run_with(&a, &b, limits);
     assert_eq!(r.diff.len(), 5);
     assert!(!r.diff.complete);
@@ -522,8 +524,10 @@ fn limits_cut_exchanges_short() {
     let [el, em, ed] = expected(&ma, &mb);
     assert!(l.is_subset(&el) && m.is_subset(&em) && d.is_subset(&ed));
 
-    let mut limits = Limits::default();
-    limits.max_rounds(2);
+    let limits = Limits {
+        max_rounds: 2,
+        ..Limits::default()
+    };
     let r = run_with(&a, &b, limits);
     assert_eq!(r.rounds, 2);
     assert!(!r.diff.complete);
@@ -533,8 +537,10 @@ fn limits_cut_exchanges_short() {
     assert!(l.is_empty() && d.is_empty() && m.is_subset(&em) && m.len() < 5);
 
     // Exactly as many differences as the limit is still complete.
-    let mut limits = Limits::default();
-    limits.max_diff_keys(100);
+    let limits = Limits {
+        max_diff_keys: 100,
+        ..Limits::default()
+    };
     let r = run_with(&a, &b, limits);
     assert_eq!(r.diff.len(), 100);
     assert!(r.diff.complete);

@@ -53,24 +53,28 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub struct Config {
     /// How often the member set is gossiped to one random member.
+    ///
+    /// Default: `Duration::from_secs(1)`. One second: Riak's cluster-metadata
+    /// lazy tick, the cadence at which its small clusters already exchange
+    /// state.
     pub gossip_interval: Duration,
     /// How many neighbours a local change is pushed to at once.
+    ///
+    /// Default: `3`. Three pushes reach a 40-node mesh in about ln(40)/ln(3)
+    /// ≈ 3.4 rounds even before periodic gossip helps.
     pub push_fanout: usize,
     /// The most members a node accepts; a larger set from a peer is refused.
+    ///
+    /// Default: `1024`. Full mesh is for small clusters; past a few hundred
+    /// members use HyParView.
     pub max_members: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            // One second: Riak's cluster-metadata lazy tick, the cadence at
-            // which its small clusters already exchange state.
             gossip_interval: Duration::from_secs(1),
-            // Three pushes reach a 40-node mesh in about ln(40)/ln(3) ≈ 3.4
-            // rounds even before periodic gossip helps.
             push_fanout: 3,
-            // Full mesh is for small clusters; past a few hundred members use
-            // HyParView.
             max_members: 1024,
         }
     }

@@ -477,38 +477,85 @@ impl core::error::Error for RestoreError {}
 #[non_exhaustive]
 pub struct Config {
     /// The metadata broadcast engine's settings.
+    ///
+    /// Default: the plain broadcast's defaults with a `max_payload` of
+    /// 256 KiB, so an object of [`max_object_len`](Self::max_object_len)
+    /// fits one GOSSIP.
     pub plumtree: broadcast::Config,
     /// Emit [`Persist`] events and hold writes until they are confirmed (see
     /// "Durability" in the [module docs](self)).
+    ///
+    /// Default: `true`: Riak's cluster metadata writes every object to disk
+    /// (DETS, then LevelDB) before a put returns.
     pub durable: bool,
     /// The longest `prefix + subprefix + key + 2`, in bytes; at most
     /// [`hashtree::MAX_KEY_LEN`].
+    ///
+    /// Default: `1024`. Names, not values: 1 KiB holds any sane prefix and
+    /// key, and keeps an IHAVE batch of 128 ids far below a frame.
     pub max_key_len: usize,
     /// The largest value a put accepts and a peer's object may hold.
+    ///
+    /// Default: `64 * 1024`. The plain broadcast's payload limit: metadata is
+    /// for small values (Riak's cluster metadata holds bucket types and
+    /// security settings).
     pub max_value_len: usize,
     /// The largest encoded object (all siblings) a put may produce; also the
     /// metadata engine's `max_payload`.
+    ///
+    /// Default: `256 * 1024`. Four siblings of the largest value: room for
+    /// concurrent writes, and a quarter of a 1 MiB frame.
     pub max_object_len: usize,
     /// The hash tree's shape; every node of a cluster must use the same.
+    ///
+    /// Default: 65,536 segments under a width of 256 (see
+    /// [`hashtree::Config`]'s `Default` for the measurements).
     pub hashtree: hashtree::Config,
     /// How often a node starts an anti-entropy exchange.
+    ///
+    /// Default: `Duration::from_secs(10)`. Riak's production value
+    /// (PAPERS.md: "anti-entropy exchange tick 10 s").
     pub exchange_interval: Duration,
     /// Exchanges this node runs at once as initiator; 0 turns anti-entropy
     /// off on this node (it still answers peers).
+    ///
+    /// Default: `1`. Riak's: "at most one exchange at a time".
     pub max_concurrent_exchanges: usize,
     /// How long an exchange waits for a reply before it is abandoned.
+    ///
+    /// Default: `Duration::from_secs(10)`. Each reply is one round trip plus
+    /// a tree walk of milliseconds; ten seconds is a dead peer, not a slow
+    /// one, and matches the tick so an abandoned exchange is replaced at the
+    /// next one.
     pub exchange_timeout: Duration,
     /// Bounds on one exchange's rounds and reported keys.
+    ///
+    /// Default: 256 rounds and 65,536 differing keys (see
+    /// [`hashtree::Limits`]'s `Default` for why).
     pub exchange_limits: hashtree::Limits,
     /// How often tombstones are acknowledged and collected.
+    ///
+    /// Default: `Duration::from_secs(10)`. The anti-entropy tick: collection
+    /// is rare work and need not be faster than the repair that brings
+    /// tombstones to every member.
     pub gc_interval: Duration,
     /// Collect a tombstone once this node has held it this long, without
     /// asking anyone; `None` keeps tombstones until every member holds them
     /// (mesh mode) or forever (HyParView). See "Garbage collection".
+    ///
+    /// Default: `None`. Riak keeps tombstones forever; collecting without
+    /// every member's acknowledgement is a trade-off the operator must opt
+    /// into.
     pub tombstone_retention: Option<Duration>,
     /// How long a collected tombstone's context is remembered.
+    ///
+    /// Default: `Duration::from_secs(600)`. Sixty GC ticks: every member
+    /// re-acks (and so hears `GcCollect` again) many times, and frames and
+    /// exchanges in flight at collection time (seconds) are long gone.
     pub collected_retention: Duration,
     /// How many collected tombstones are remembered at most.
+    ///
+    /// Default: `1 << 16`. A key and a small context each: a few MiB at most.
     pub max_collected: usize,
 }
 
@@ -517,39 +564,17 @@ impl Default for Config {
         Config {
             plumtree: Config::engine(broadcast::Config::default()),
             durable: true,
-            // Names, not values: 1 KiB holds any sane prefix and key, and
-            // keeps an IHAVE batch of 128 ids far below a frame.
             max_key_len: 1024,
-            // The plain broadcast's payload limit: metadata is for small
-            // values (Riak's cluster metadata holds bucket types and
-            // security settings).
             max_value_len: 64 * 1024,
-            // Four siblings of the largest value: room for concurrent writes,
-            // and a quarter of a 1 MiB frame.
             max_object_len: 256 * 1024,
             hashtree: hashtree::Config::default(),
-            // Riak's production value (PAPERS.md: "anti-entropy exchange tick
-            // 10 s").
             exchange_interval: Duration::from_secs(10),
-            // Riak's: "at most one exchange at a time".
             max_concurrent_exchanges: 1,
-            // Each reply is one round trip plus a tree walk of milliseconds;
-            // ten seconds is a dead peer, not a slow one, and matches the tick
-            // so an abandoned exchange is replaced at the next one.
             exchange_timeout: Duration::from_secs(10),
             exchange_limits: hashtree::Limits::default(),
-            // The anti-entropy tick: collection is rare work and need not be
-            // faster than the repair that brings tombstones to every member.
             gc_interval: Duration::from_secs(10),
-            // Riak keeps tombstones forever; collecting without every
-            // member's acknowledgement is a trade-off the operator must opt
-            // into.
             tombstone_retention: None,
-            // Sixty GC ticks: every member re-acks (and so hears
-            // `GcCollect` again) many times, and frames and exchanges in
-            // flight at collection time (seconds) are long gone.
             collected_retention: Duration::from_secs(600),
-            // A key and a small context each: a few MiB at most.
             max_collected: 1 << 16,
         }
     }
@@ -569,36 +594,6 @@ impl Config {
     fn engine(mut plumtree: broadcast::Config) -> broadcast::Config {
         plumtree.max_payload = 256 * 1024;
         plumtree
-    }
-
-    /// Sets [`Config::durable`].
-    pub fn with_durable(mut self, durable: bool) -> Self {
-        self.durable = durable;
-        self
-    }
-
-    /// Sets [`Config::max_concurrent_exchanges`] (0 turns anti-entropy off).
-    pub fn with_max_concurrent_exchanges(mut self, n: usize) -> Self {
-        self.max_concurrent_exchanges = n;
-        self
-    }
-
-    /// Sets [`Config::exchange_interval`].
-    pub fn with_exchange_interval(mut self, interval: Duration) -> Self {
-        self.exchange_interval = interval;
-        self
-    }
-
-    /// Sets [`Config::gc_interval`].
-    pub fn with_gc_interval(mut self, interval: Duration) -> Self {
-        self.gc_interval = interval;
-        self
-    }
-
-    /// Sets [`Config::tombstone_retention`].
-    pub fn with_tombstone_retention(mut self, retention: Option<Duration>) -> Self {
-        self.tombstone_retention = retention;
-        self
     }
 }
 

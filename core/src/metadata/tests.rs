@@ -31,7 +31,10 @@ impl Net {
         let nodes = configs
             .into_iter()
             .enumerate()
-            .map(|(i, c)| Node::new(i as u32, c.with_seed(i as u64 + 1)))
+            .map(|(i, mut c)| {
+                c.seed = i as u64 + 1;
+                Node::new(i as u32, c)
+            })
             .collect();
         Net {
             nodes,
@@ -467,7 +470,10 @@ fn identifier_batches_are_cut_to_fit_a_frame() {
 }
 
 fn hyparview(retention: Option<Duration>) -> Net {
-    let mut c = Config::default().with_membership(MembershipConfig::HyParView(hyparview::Config::for_cluster_size(3)));
+    let mut c = Config {
+        membership: MembershipConfig::HyParView(hyparview::Config::for_cluster_size(3)),
+        ..Config::default()
+    };
     c.metadata.tombstone_retention = retention;
     let mut net = Net::new(vec![c.clone(), c.clone(), c]);
     for i in 1..3 {

@@ -11,28 +11,49 @@ pub use crate::membership::Config as MembershipConfig;
 
 /// Everything a [`Node`](super::Node) can be configured with.
 ///
-/// Build it with [`Config::default`] (HyParView) or [`Config::mesh`], then the
-/// `with_*` methods.
+/// Every configuration in epidemic has one shape, as foca's and rustls's
+/// do: public fields, each documenting its default and where that default
+/// comes from, a [`Default`] (here HyParView) and named presets
+/// ([`Config::mesh`]). Start from one and set fields:
+///
+/// ```
+/// use epidemic_core::{Config, Duration, Node};
+///
+/// let mut config = Config::mesh(5);
+/// config.seed = 7;
+/// config.metadata.exchange_interval = Duration::from_secs(30);
+/// let node = Node::new(1u32, config);
+/// assert!(node.active_view().is_empty());
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// The membership protocol and its settings.
+    /// The membership protocol and its settings. Default: HyParView with
+    /// the paper's settings ([`hyparview::Config`]).
     pub membership: MembershipConfig,
-    /// The broadcast engine's settings.
+    /// The plain broadcast engine's settings. Default: Plumtree with
+    /// per-root trees ([`broadcast::Config`]).
     pub plumtree: broadcast::Config,
     /// The metadata store's settings, its own broadcast engine included.
+    /// Default: Riak's cluster metadata values ([`metadata::Config`]).
     pub metadata: metadata::Config,
-    /// The largest frame sent or accepted, header included.
+    /// The largest frame sent or accepted, header included. Default 1 MiB
+    /// ([`wire::DEFAULT_MAX_FRAME`](crate::wire::DEFAULT_MAX_FRAME): sixteen
+    /// of the largest 64 KiB payloads, the bound Riak's and most gossip
+    /// transports put on one message).
     pub max_frame: usize,
     /// How many recent broadcast payloads the plain-message cache keeps to
     /// answer grafts. Duplicates are detected exactly, by each origin's
     /// sequence numbers: a floor per origin, and up to four times this many
     /// numbers that arrived out of order (and as many origins). Past that
     /// the oldest out-of-order gap counts as seen: a message that late is
-    /// lost, never delivered twice.
+    /// lost, never delivered twice. Default 4,096: the broadcasts of the
+    /// last few lazy ticks at thousands per second, at a bounded cost
+    /// (payloads are reference-counted).
     pub message_cache: usize,
     /// Seeds every random choice the node makes. The same seed and the same
-    /// inputs give the same outputs.
+    /// inputs give the same outputs. Default 0: give every node of a
+    /// cluster its own.
     pub seed: u64,
     /// Which life of this identity the node is: a driver passes a new value
     /// (a counter, or a random number) at every start. Plain broadcast ids
@@ -78,42 +99,6 @@ impl Config {
             metadata: metadata::Config::mesh(expected_members),
             ..Config::default()
         }
-    }
-
-    /// Sets the metadata store's configuration.
-    pub fn with_metadata(mut self, metadata: metadata::Config) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    /// Sets the seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Sets the incarnation.
-    pub fn with_incarnation(mut self, incarnation: u32) -> Self {
-        self.incarnation = incarnation;
-        self
-    }
-
-    /// Sets the membership protocol.
-    pub fn with_membership(mut self, membership: MembershipConfig) -> Self {
-        self.membership = membership;
-        self
-    }
-
-    /// Sets the broadcast engine's configuration.
-    pub fn with_plumtree(mut self, plumtree: broadcast::Config) -> Self {
-        self.plumtree = plumtree;
-        self
-    }
-
-    /// Sets the maximum frame size.
-    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
-        self.max_frame = max_frame;
-        self
     }
 }
 

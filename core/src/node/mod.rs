@@ -38,7 +38,12 @@
 //! use epidemic_core::{Duration, Instant};
 //! use bytes::Bytes;
 //!
-//! let mut nodes = [Node::new(0u32, Config::default().with_seed(1)), Node::new(1u32, Config::default().with_seed(2))];
+//! let seeded = |seed| {
+//!     let mut config = Config::default();
+//!     config.seed = seed;
+//!     config
+//! };
+//! let mut nodes = [Node::new(0u32, seeded(1)), Node::new(1u32, seeded(2))];
 //! let mut now = Instant::ZERO;
 //! nodes[1].join(now, [0]);
 //!
@@ -94,7 +99,12 @@
 //! use bytes::Bytes;
 //! use std::collections::BTreeMap;
 //!
-//! let mut nodes = [Node::new(0u32, Config::mesh(2).with_seed(1)), Node::new(1u32, Config::mesh(2).with_seed(2))];
+//! let seeded = |seed| {
+//!     let mut config = Config::mesh(2);
+//!     config.seed = seed;
+//!     config
+//! };
+//! let mut nodes = [Node::new(0u32, seeded(1)), Node::new(1u32, seeded(2))];
 //! let mut disks = [BTreeMap::new(), BTreeMap::new()];
 //! let mut now = Instant::ZERO;
 //! nodes[1].join(now, [0]);
@@ -153,7 +163,7 @@
 //! assert_eq!(nodes[1].get_resolved(&users, b"alice"), Some(winner));
 //!
 //! // Node 1 restarts from what it persisted.
-//! let mut restarted = Node::new(1u32, Config::mesh(2).with_seed(3));
+//! let mut restarted = Node::new(1u32, seeded(3));
 //! for ((prefix, key), object) in &disks[1] {
 //!     restarted.restore(now, prefix, key, object).unwrap();
 //! }

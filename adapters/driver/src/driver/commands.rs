@@ -138,7 +138,7 @@ impl Core {
         self.node.leave(now);
         self.drain();
         self.stopping = Some(Stopping {
-            deadline: now + self.config.linger.into(),
+            deadline: now + self.config.linger,
             waiters: reply.into_iter().collect(),
         });
         // Every link drains its queue (the leave notices among it), says

@@ -274,7 +274,7 @@ impl Core {
         let pending = |peer: &SocketAddr| queues.get(peer).is_some_and(|q| !q.is_empty());
         let chores = self
             .links
-            .housekeeping(now, self.config.idle_timeout, &neighbors, pending);
+            .housekeeping(now, self.config.idle_timeout.into(), &neighbors, pending);
         for peer in &chores.forgotten {
             self.queues.remove(peer);
         }

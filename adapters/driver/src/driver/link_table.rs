@@ -179,7 +179,7 @@ impl LinkTable {
         LinkTable {
             me,
             backoff_min,
-            backoff_max,
+            backoff_max: backoff_max.max(backoff_min),
             peers: HashMap::new(),
             conns: HashMap::new(),
             next_conn: 0,

@@ -30,13 +30,25 @@ pub enum Latency {
 #[non_exhaustive]
 pub struct BusConfig {
     /// Seeds latency, drops and every node's seed.
+    ///
+    /// Default: `0`. Every run with one seed is the same run.
     pub seed: u64,
     /// Per-frame latency.
+    ///
+    /// Default: `Latency::Uniform { min: Duration::from_millis(1), max:
+    /// Duration::from_millis(10) }`. A few milliseconds: a LAN or a single
+    /// cloud region.
     pub latency: Latency,
     /// Probability that a frame is silently lost, in `[0, 1]`.
+    ///
+    /// Default: `0.0`: loss is a scenario's choice
+    /// ([`Bus::set_drop_probability`]).
     pub drop_probability: f64,
     /// How long after a link breaks (crash, partition, dead destination) its
     /// surviving end hears [`LinkEvent::Down`].
+    ///
+    /// Default: `Duration::from_secs(1)`. A keep-alive or connect timeout of
+    /// about a second.
     pub detection_delay: Duration,
 }
 
@@ -44,41 +56,23 @@ impl Default for BusConfig {
     fn default() -> Self {
         BusConfig {
             seed: 0,
-            // A few milliseconds: a LAN or a single cloud region.
             latency: Latency::Uniform {
                 min: Duration::from_millis(1),
                 max: Duration::from_millis(10),
             },
             drop_probability: 0.0,
-            // A keep-alive or connect timeout of about a second.
             detection_delay: Duration::from_secs(1),
         }
     }
 }
 
 impl BusConfig {
-    /// Sets the seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Sets the latency model.
-    pub fn with_latency(mut self, latency: Latency) -> Self {
-        self.latency = latency;
-        self
-    }
-
-    /// Sets the drop probability.
-    pub fn with_drop_probability(mut self, p: f64) -> Self {
-        self.drop_probability = p;
-        self
-    }
-
-    /// Sets the failure detection delay.
-    pub fn with_detection_delay(mut self, d: Duration) -> Self {
-        self.detection_delay = d;
-        self
+    /// The defaults with `seed`: the usual way to start a bus.
+    pub fn seeded(seed: u64) -> Self {
+        BusConfig {
+            seed,
+            ..BusConfig::default()
+        }
     }
 }
 

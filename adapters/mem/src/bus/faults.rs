@@ -3,7 +3,7 @@
 
 use crate::Id;
 use crate::disk::Disk;
-use epidemic_core::node::Node;
+use epidemic_core::node::{Config, Node};
 use rand::Rng;
 
 use super::Bus;
@@ -41,10 +41,7 @@ impl Bus {
         if slot.node.is_some() {
             return;
         }
-        slot.node = Some(Node::new(
-            id,
-            slot.config.clone().with_seed(seed).with_incarnation(slot.incarnation),
-        ));
+        slot.node = Some(Node::new(id, life(&slot.config, seed, slot.incarnation)));
         slot.disk = Disk::default();
         self.join(id, contacts);
     }
@@ -61,10 +58,7 @@ impl Bus {
         if slot.node.is_some() {
             return;
         }
-        let mut node = Node::new(
-            id,
-            slot.config.clone().with_seed(seed).with_incarnation(slot.incarnation),
-        );
+        let mut node = Node::new(id, life(&slot.config, seed, slot.incarnation));
         for (prefix, key, object) in slot.disk.iter() {
             // The node wrote these bytes itself; a refusal is a bug.
             node.restore(now, prefix, key, object)
@@ -114,4 +108,12 @@ impl Bus {
     pub(super) fn partitioned(&self, a: Id, b: Id) -> bool {
         self.partition.as_ref().is_some_and(|g| g[a as usize] != g[b as usize])
     }
+}
+
+/// `config` for one life of a node: its seed and incarnation.
+pub(super) fn life(config: &Config, seed: u64, incarnation: u32) -> Config {
+    let mut config = config.clone();
+    config.seed = seed;
+    config.incarnation = incarnation;
+    config
 }

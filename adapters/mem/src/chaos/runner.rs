@@ -170,21 +170,16 @@ impl<'a> Runner<'a> {
             Mode::Mesh => Config::mesh(total),
             Mode::HyParView => Config::default(),
         };
-        config.metadata = config
-            .metadata
-            .clone()
-            .with_durable(s.durable)
-            .with_gc_interval(ms(s.gc_interval_ms))
-            .with_exchange_interval(ms(s.exchange_interval_ms));
+        config.metadata.durable = s.durable;
+        config.metadata.gc_interval = ms(s.gc_interval_ms);
+        config.metadata.exchange_interval = ms(s.exchange_interval_ms);
         config.metadata.collected_retention = ms(s.collected_retention_ms);
-        let mut bus = Bus::new(
-            BusConfig::default()
-                .with_seed(schedule.seed)
-                .with_latency(Latency::Uniform {
-                    min: ms(1),
-                    max: ms(s.latency_max_ms.max(1)),
-                }),
-        );
+        let mut bus_config = BusConfig::seeded(schedule.seed);
+        bus_config.latency = Latency::Uniform {
+            min: ms(1),
+            max: ms(s.latency_max_ms.max(1)),
+        };
+        let mut bus = Bus::new(bus_config);
         bus.set_observing(true);
         bus.add_nodes(total, &config);
         for id in 1..s.members as Id {

@@ -9,7 +9,7 @@ use epidemic_mem::{Bus, BusConfig, Id};
 /// A bus of `n` nodes that joined one after another through random earlier
 /// nodes, then ran `settle` of virtual time for shuffles to mix the overlay.
 pub(crate) fn overlay(n: usize, seed: u64, config: &Config, settle: Duration) -> Bus {
-    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
+    let mut bus = Bus::new(BusConfig::seeded(seed));
     bus.add_nodes(n, config);
     bus.join_each_via_random_earlier(Duration::from_millis(10));
     bus.run_for(settle);
@@ -19,7 +19,7 @@ pub(crate) fn overlay(n: usize, seed: u64, config: &Config, settle: Duration) ->
 /// `n` nodes that all joined through node 0, then ran 30 s of virtual time
 /// to settle (the mesh and metadata tests).
 pub(crate) fn joined_via_0(n: usize, seed: u64, config: &Config) -> Bus {
-    let mut bus = Bus::new(BusConfig::default().with_seed(seed));
+    let mut bus = Bus::new(BusConfig::seeded(seed));
     bus.add_nodes(n, config);
     for id in 1..n as Id {
         bus.join(id, [0]);

@@ -51,20 +51,6 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// Sets [`max_rounds`](Self::max_rounds).
-    pub fn max_rounds(&mut self, rounds: u32) -> &mut Self {
-        self.max_rounds = rounds;
-        self
-    }
-
-    /// Sets [`max_diff_keys`](Self::max_diff_keys).
-    pub fn max_diff_keys(&mut self, keys: usize) -> &mut Self {
-        self.max_diff_keys = keys;
-        self
-    }
-}
-
 impl fmt::Debug for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Limits {
