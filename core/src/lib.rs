@@ -28,7 +28,7 @@
 //! metadata store's keys, reads and durability records ([`FullPrefix`],
 //! [`Read`], [`Value`], [`Context`], [`Persist`]); the typed layer
 //! ([`Typed`]); and every error ([`PutError`], [`RestoreError`],
-//! [`BroadcastError`], [`WireError`], [`EncodeError`]). The building blocks
+//! [`BroadcastError`], [`WireError`]). The building blocks
 //! that are useful alone stay public in their modules: [`clock`], [`crdt`]
 //! and [`hashtree`]. The membership and broadcast state machines are driven
 //! by the node; they are public for the project's own tests and tools but
@@ -80,4 +80,6 @@ pub use metadata::{
 pub use node::typed::{Typed, TypedError, TypedRead};
 pub use node::{Config, Event, Node, Transmit};
 pub use time::{Duration, Instant};
-pub use wire::{EncodeError, WireError};
+#[doc(hidden)]
+pub use wire::EncodeError;
+pub use wire::WireError;

@@ -19,7 +19,7 @@
 //!   [`MAX_PREFIX_LEN`] bytes each (Riak's `{Prefix, SubPrefix}`). Keys are
 //!   byte strings; `prefix + subprefix + key + 2` is at most
 //!   [`Config::max_key_len`].
-//! - An [`Object`] is a [`DVVSet`](crate::clock::DVVSet) whose server ids are
+//! - An object is a [`DVVSet`](crate::clock::DVVSet) whose server ids are
 //!   [`Actor`]s: a node id, as in `riak_core_metadata_object`, with the
 //!   node's incarnation and an epoch, so that one dot always names one event
 //!   (see [`Actor`] for why the node id alone reuses dots). Each sibling is a value
@@ -265,7 +265,9 @@ pub use actor::{Actor, Context};
 #[doc(hidden)]
 pub use message::{Message, Tombstone};
 pub(crate) use message::{validate, validate_broadcast};
-pub use object::{Object, Read, Value};
+#[doc(hidden)]
+pub use object::Object;
+pub use object::{Read, Value};
 pub(crate) use replica::{Notice, Outbound, Peers, Replica};
 
 use crate::broadcast;

@@ -7,7 +7,7 @@
 //! +--------+--------+---------------------------+
 //! ```
 //!
-//! - `version` is [`PROTOCOL_VERSION`]. A frame of any other version is
+//! - `version` is `PROTOCOL_VERSION`. A frame of any other version is
 //!   refused with [`WireError::UnsupportedVersion`]; nodes of different
 //!   protocol versions do not talk rather than misread each other.
 //! - `kind` says which protocol the body belongs to ([`Kind`]). An unknown
@@ -35,6 +35,7 @@ use core::fmt;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The protocol version this build speaks.
+#[doc(hidden)]
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// Bytes before the body: version and kind.
@@ -102,7 +103,7 @@ pub enum WireError {
         /// The configured maximum.
         max: usize,
     },
-    /// The frame's protocol version is not [`PROTOCOL_VERSION`].
+    /// The frame's protocol version is not `PROTOCOL_VERSION`.
     UnsupportedVersion(u8),
     /// The kind byte names no known protocol.
     UnknownKind(u8),
@@ -136,6 +137,7 @@ impl fmt::Display for WireError {
 impl core::error::Error for WireError {}
 
 /// Why a message could not be encoded.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EncodeError {
