@@ -6,7 +6,7 @@
 
 use core::fmt;
 use core::ops::{Add, AddAssign, Sub};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// A point in time, in microseconds since an arbitrary epoch chosen by the
 /// driver. Only differences between instants mean anything.
@@ -16,7 +16,20 @@ pub struct Instant {
 }
 
 /// A span of time in microseconds.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// In human-readable formats (TOML, JSON) a duration is a string with a
+/// unit, `"10s"`, `"500ms"`, `"250us"`, `"5m"` or `"1h"`; in binary formats
+/// it is its microseconds.
+///
+/// ```
+/// use epidemic_core::Duration;
+///
+/// let d: Duration = serde_json::from_str("\"1500ms\"").unwrap();
+/// assert_eq!(d, Duration::from_millis(1500));
+/// assert_eq!(serde_json::to_string(&Duration::from_secs(10)).unwrap(), "\"10s\"");
+/// assert!(serde_json::from_str::<Duration>("\"10\"").is_err(), "a unit is required");
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration {
     micros: u64,
 }
@@ -155,6 +168,75 @@ impl From<Duration> for core::time::Duration {
     }
 }
 
+/// The units a duration is written in, largest first.
+const UNITS: [(&str, u64); 5] = [
+    ("h", 3_600_000_000),
+    ("m", 60_000_000),
+    ("s", 1_000_000),
+    ("ms", 1_000),
+    ("us", 1),
+];
+
+impl Duration {
+    /// Parses `"<integer><unit>"` with a unit of `h`, `m`, `s`, `ms` or `us`.
+    fn parse(text: &str) -> Result<Duration, &'static str> {
+        let text = text.trim();
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, unit) = text.split_at(digits);
+        if number.is_empty() {
+            return Err("a duration is a whole number and a unit, such as 10s or 500ms");
+        }
+        let scale = UNITS
+            .iter()
+            .find(|(u, _)| *u == unit.trim())
+            .map(|(_, scale)| *scale)
+            .ok_or("a duration needs a unit: h, m, s, ms or us (10s, 500ms)")?;
+        let n: u64 = number.parse().map_err(|_| "duration too long")?;
+        n.checked_mul(scale)
+            .map(Duration::from_micros)
+            .ok_or("duration too long")
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return serializer.serialize_u64(self.micros);
+        }
+        // The largest unit that writes it exactly; zero is "0s".
+        let (unit, scale) = UNITS
+            .iter()
+            .find(|(_, scale)| self.micros % scale == 0)
+            .copied()
+            .unwrap_or(("us", 1));
+        let (unit, scale) = if self.micros == 0 { ("s", 1) } else { (unit, scale) };
+        serializer.collect_str(&format_args!("{}{unit}", self.micros / scale))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"10s\", \"500ms\" or \"250us\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                Duration::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration::from_micros(v))
+            }
+        }
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(Visitor)
+        } else {
+            deserializer.deserialize_u64(Visitor)
+        }
+    }
+}
+
 impl fmt::Debug for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
@@ -248,5 +330,64 @@ mod tests {
         assert_eq!(alloc::format!("{:?}", Instant::from_micros(1_500_000)), "1.500000s");
         assert_eq!(alloc::format!("{:?}", Duration::from_millis(200)), "200ms");
         assert_eq!(alloc::format!("{:?}", Duration::from_micros(7)), "7us");
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::Duration;
+    use alloc::string::{String, ToString};
+
+    fn json(d: Duration) -> String {
+        serde_json::to_string(&d).unwrap()
+    }
+
+    #[test]
+    fn durations_are_written_in_their_largest_exact_unit_and_read_back() {
+        let cases = [
+            (Duration::ZERO, "\"0s\""),
+            (Duration::from_micros(250), "\"250us\""),
+            (Duration::from_millis(1500), "\"1500ms\""),
+            (Duration::from_secs(10), "\"10s\""),
+            (Duration::from_secs(300), "\"5m\""),
+            (Duration::from_secs(7200), "\"2h\""),
+            (Duration::MAX, "\"18446744073709551615us\""),
+        ];
+        for (d, text) in cases {
+            assert_eq!(json(d), text);
+            assert_eq!(serde_json::from_str::<Duration>(text).unwrap(), d);
+        }
+        // Spaces around and between are allowed; any unit is read.
+        assert_eq!(
+            serde_json::from_str::<Duration>("\" 3 m \"").unwrap(),
+            Duration::from_secs(180)
+        );
+        assert_eq!(
+            serde_json::from_str::<Duration>("\"90s\"").unwrap(),
+            Duration::from_secs(90)
+        );
+    }
+
+    #[test]
+    fn a_duration_without_a_unit_or_too_long_is_refused() {
+        for bad in [
+            "\"10\"",
+            "\"s\"",
+            "\"10 days\"",
+            "\"-1s\"",
+            "\"1.5s\"",
+            "\"99999999999999h\"",
+        ] {
+            let e = serde_json::from_str::<Duration>(bad).unwrap_err().to_string();
+            assert!(e.contains("duration"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn binary_formats_carry_microseconds() {
+        let d = Duration::from_millis(1234);
+        let bytes = postcard::to_allocvec(&d).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&1_234_000u64).unwrap());
+        assert_eq!(postcard::from_bytes::<Duration>(&bytes).unwrap(), d);
     }
 }

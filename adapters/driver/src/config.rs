@@ -10,7 +10,8 @@ use std::fmt;
 /// Every bound here is what keeps memory finite whatever the peers do; every
 /// timeout is what keeps a dead or hostile peer from holding anything for
 /// long. Start from [`DriverConfig::default`] and set fields.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DriverConfig {
     /// The node's configuration (membership, broadcast, frame limit, seed).
@@ -143,5 +144,30 @@ impl fmt::Debug for DriverConfig {
             .field("backoff_max", backoff_max)
             .field("linger", linger)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_configuration_keeps_the_defaults_of_what_it_leaves_out() {
+        let config: DriverConfig = serde_json::from_str(
+            r#"{"linger": "500ms", "max_connections": 64, "node": {"seed": 3, "metadata": {"durable": false}}}"#,
+        )
+        .unwrap();
+        let default = DriverConfig::default();
+        assert_eq!(config.linger, Duration::from_millis(500));
+        assert_eq!(config.max_connections, 64);
+        assert_eq!(config.node.seed, 3);
+        assert!(!config.node.metadata.durable);
+        assert_eq!(config.idle_timeout, default.idle_timeout);
+        assert_eq!(config.node.max_frame, default.node.max_frame);
+        // What it prints reads back the same.
+        let text = serde_json::to_string(&config).unwrap();
+        let back: DriverConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{config:?}"));
+        assert!(serde_json::from_str::<DriverConfig>(r#"{"lingr": "1s"}"#).is_err());
     }
 }

@@ -4,7 +4,7 @@ use epidemic_core::node;
 
 /// What the driver did with links and frames. Counters only grow; the
 /// `open_*` fields are current sizes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct DriverStats {
     /// Dials started.
@@ -57,7 +57,7 @@ pub struct DriverStats {
 }
 
 /// A snapshot of a running node: the core's counters and the driver's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct NodeStats {
     /// The node's own counters.

@@ -4,8 +4,11 @@ use super::batch::Batching;
 use crate::time::Duration;
 use core::fmt;
 
-/// Whether trees are kept per originating node or shared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether trees are kept per originating node or shared. In a configuration
+/// file: `tree = { mode = "shared" }` or `tree = { mode = "per_root",
+/// max_roots = 64 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TreeMode {
     /// One eager/lazy pair for every message, as in the paper. Cheapest; the
@@ -27,7 +30,8 @@ pub enum TreeMode {
 /// Every field is public; start from [`Config::default`] (a HyParView
 /// overlay) or [`Config::mesh`] (a full mesh) and change what you need.
 /// Every structure a peer can make grow has a count bound here.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// Shared or per-root trees.

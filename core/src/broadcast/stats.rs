@@ -1,7 +1,7 @@
 //! Counters and sizes.
 
 /// Messages of each kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Counts {
     /// GOSSIP messages (payloads).
@@ -24,7 +24,7 @@ pub struct Counts {
 /// Counters only grow. The size fields are the state at the time of
 /// [`Plumtree::stats`](super::Plumtree::stats); each has a bound in
 /// [`Config`](super::Config).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Messages sent, by kind.

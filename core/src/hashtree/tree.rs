@@ -32,7 +32,8 @@ pub const MAX_SEGMENTS: u32 = 1 << 24;
 /// config.width = 32;
 /// assert_eq!(config.inner_levels(), Ok(2));
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// How many segments keys hash into.
@@ -169,7 +170,7 @@ impl fmt::Display for InsertError {
 impl core::error::Error for InsertError {}
 
 /// Counters describing a tree and the work it has done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Keys in the tree.

@@ -30,7 +30,11 @@ mod seam;
 pub(crate) use seam::{Membership, Message};
 
 /// Which membership protocol a node runs, with its settings.
-#[derive(Clone, Debug)]
+///
+/// In a configuration file the protocol is named by `protocol`, beside its
+/// settings: `protocol = "hyparview"` or `protocol = "mesh"`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Config {
     /// HyParView partial views: for clusters of any size; no node knows every

@@ -475,7 +475,8 @@ impl fmt::Display for RestoreError {
 impl core::error::Error for RestoreError {}
 
 /// The metadata store's settings.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// The metadata broadcast engine's settings.
@@ -637,7 +638,7 @@ impl fmt::Debug for Config {
 }
 
 /// The metadata store's counters and the sizes of its structures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Objects stored, tombstones included.

@@ -25,7 +25,8 @@ pub use crate::membership::Config as MembershipConfig;
 /// let node = Node::new(1u32, config);
 /// assert!(node.active_view().is_empty());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// The membership protocol and its settings. Default: HyParView with
@@ -122,5 +123,50 @@ impl fmt::Debug for Config {
             .field("seed", seed)
             .field("incarnation", incarnation)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Duration;
+    use alloc::string::ToString;
+
+    #[test]
+    fn a_configuration_reads_back_what_it_wrote() {
+        for config in [Config::default(), Config::mesh(7)] {
+            let text = serde_json::to_string(&config).unwrap();
+            let back: Config = serde_json::from_str(&text).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), text);
+            assert_eq!(alloc::format!("{back:?}"), alloc::format!("{config:?}"));
+        }
+    }
+
+    #[test]
+    fn missing_fields_take_their_defaults_and_unknown_ones_are_refused() {
+        let config: Config = serde_json::from_str(
+            r#"{"seed": 7, "membership": {"protocol": "mesh", "push_fanout": 4},
+                "metadata": {"exchange_interval": "30s"},
+                "plumtree": {"tree": {"mode": "shared"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.seed, 7);
+        assert_eq!(config.max_frame, Config::default().max_frame);
+        let MembershipConfig::Mesh(mesh) = &config.membership else {
+            panic!("mesh expected: {:?}", config.membership);
+        };
+        assert_eq!(mesh.push_fanout, 4);
+        assert_eq!(mesh.gossip_interval, mesh::Config::default().gossip_interval);
+        assert_eq!(config.metadata.exchange_interval, Duration::from_secs(30));
+        assert_eq!(config.plumtree.tree, broadcast::TreeMode::Shared);
+
+        for bad in [
+            r#"{"sead": 7}"#,
+            r#"{"membership": {"protocol": "gossip"}}"#,
+            r#"{"metadata": {"exchange_interval": 10}}"#,
+        ] {
+            let e = serde_json::from_str::<Config>(bad).unwrap_err().to_string();
+            assert!(!e.is_empty(), "{bad} was accepted");
+        }
     }
 }

@@ -5,7 +5,7 @@ use crate::metadata;
 use crate::wire::Kind;
 
 /// Messages and bytes of one kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KindStats {
     /// Frames.
     pub messages: u64,
@@ -14,7 +14,7 @@ pub struct KindStats {
 }
 
 /// Counters split by frame kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PerKind {
     /// HyParView frames.
     pub hyparview: KindStats,
@@ -59,7 +59,7 @@ impl PerKind {
 }
 
 /// A node's counters and the current sizes of its bounded structures.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Frames sent, by kind.

@@ -11,8 +11,11 @@ use epidemic_core::node::{Event, LinkEvent};
 #[cfg(doc)]
 use super::Bus;
 
-/// How long a frame takes from sender to receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How long a frame takes from sender to receiver. In a configuration file:
+/// `latency = { fixed = "5ms" }` or `latency = { uniform = { min = "1ms",
+/// max = "10ms" } }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Latency {
     /// Always this long.
     Fixed(Duration),
@@ -26,7 +29,8 @@ pub enum Latency {
 }
 
 /// The bus's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct BusConfig {
     /// Seeds latency, drops and every node's seed.

@@ -21,7 +21,8 @@ pub use responder::respond;
 
 /// Bounds on one exchange, so that it ends and stays small whatever the peer
 /// sends or however the trees change meanwhile.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
     /// Requests sent at most (the root request included). When reached, the

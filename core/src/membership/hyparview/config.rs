@@ -17,7 +17,8 @@ use crate::time::Duration;
 /// config.shuffle_interval = Duration::from_secs(5);
 /// assert_eq!(config.active_view_capacity, 4);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// The most neighbors a node keeps: log(n) + c in the paper (§5).

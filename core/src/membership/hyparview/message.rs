@@ -75,7 +75,7 @@ pub enum Message<I> {
 }
 
 /// Messages counted by type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct MessageCounts {
     /// `Join`.

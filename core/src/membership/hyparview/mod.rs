@@ -313,7 +313,7 @@ use views::Link;
 pub use super::Event;
 
 /// Counters since the node was created.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 #[doc(hidden)]
 pub struct Stats {
