@@ -26,6 +26,14 @@
 //! - **crash and rejoin**: a node crashes (no leave, its runtime simply
 //!   dropped), the survivors heal and keep delivering, the node restarts on
 //!   the same address and delivers again;
+//! - **graceful leave**: a node shuts down (it leaves, says goodbye on
+//!   its links and stops); its contact no longer holds it as a neighbour,
+//!   takes a new joiner and delivers with it;
+//! - **goodbye from a neighbour**: a neighbour (a raw connection) says
+//!   goodbye on its link without the `Disconnect` a leave sends first, and
+//!   its identity is a silent peer that accepts dials and never answers, so
+//!   only the goodbye can tell the node it is gone: the node drops it (the
+//!   driver reports the link down), then takes a new joiner;
 //! - **metadata convergence**: writes from several nodes, concurrent ones
 //!   to one key among them, reach every node, which end up holding the same
 //!   siblings; a write with the read's context resolves them everywhere;
@@ -101,6 +109,11 @@ pub trait Cluster {
     /// connections break.
     fn crash(&mut self, ix: usize);
 
+    /// Stops node `ix` gracefully: it leaves (telling its neighbours),
+    /// closes its links in an orderly way, and stops. Like a crashed node,
+    /// it may be restarted.
+    fn shut_down(&mut self, ix: usize);
+
     /// Restarts crashed node `ix` on its old address with nothing of its
     /// past (its store wiped); it joins through `contact`.
     fn restart(&mut self, ix: usize, contact: usize);
@@ -125,6 +138,12 @@ pub trait Cluster {
     /// QUIC) done with valid credentials, nothing of the node's protocol
     /// sent yet. Returns its number.
     fn raw_open(&mut self, ix: usize) -> usize;
+
+    /// Starts a silent peer: it accepts the links nodes dial to it, with
+    /// the transport's setup and the node's handshake, then never answers.
+    /// Returns the identity it claims, which a raw connection may claim too
+    /// ([`scenarios::handshake_as`]).
+    fn raw_peer(&mut self) -> std::net::SocketAddr;
 
     /// Sends bytes on a raw connection.
     fn raw_send(&mut self, raw: usize, bytes: &[u8]);
@@ -166,6 +185,16 @@ macro_rules! suite {
         #[test]
         fn crashed_node_rejoins_and_survivors_keep_delivering() {
             $crate::scenarios::crash_and_rejoin(&mut $make);
+        }
+
+        #[test]
+        fn a_node_that_leaves_is_dropped_and_its_contact_takes_a_new_joiner() {
+            $crate::scenarios::graceful_leave(&mut $make);
+        }
+
+        #[test]
+        fn a_goodbye_from_a_neighbour_drops_it() {
+            $crate::scenarios::goodbye_from_a_neighbour(&mut $make);
         }
 
         #[test]

@@ -1,13 +1,13 @@
 //! QUIC nodes ([`epidemic_quic`]) for [`NetCluster`].
 
 use crate::Recv;
-use crate::net::{Launcher, NetCluster, RawConn};
+use crate::net::{Launcher, NetCluster, RawConn, RawPeer};
 use crate::tcp::test_driver_config;
 use epidemic_driver::Handle;
 use epidemic_driver::certs::ClusterCa;
 use epidemic_driver::tls::{SERVER_NAME, TlsConfig};
 use epidemic_quic::{QuicConfig, QuicNode};
-use quinn::crypto::rustls::QuicClientConfig;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -93,6 +93,86 @@ impl Launcher for Quic {
             rt,
         })
     }
+
+    fn raw_listen(&mut self) -> Box<dyn RawPeer> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let tls = self.credentials().server_config().expect("server configuration");
+        let server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).expect("TLS 1.3")));
+        let endpoint = rt.block_on(async {
+            quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("address")).expect("bind")
+        });
+        let addr = endpoint.local_addr().expect("a bound address");
+        let accepting = endpoint.clone();
+        rt.spawn(async move {
+            while let Some(incoming) = accepting.accept().await {
+                tokio::spawn(async move {
+                    let Ok(conn) = incoming.await else { return };
+                    while let Ok((send, recv)) = conn.accept_bi().await {
+                        tokio::spawn(serve_stream(send, recv, addr));
+                    }
+                });
+            }
+        });
+        Box::new(QuicPeer {
+            addr,
+            endpoint,
+            _rt: rt,
+        })
+    }
+}
+
+/// A silent QUIC peer: an endpoint on its own runtime, dropped with it.
+struct QuicPeer {
+    addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    // Dropped last.
+    _rt: tokio::runtime::Runtime,
+}
+
+impl RawPeer for QuicPeer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for QuicPeer {
+    fn drop(&mut self) {
+        self.endpoint.close(0u32.into(), b"gone");
+    }
+}
+
+/// Answers the hello on one stream as `identity`, then reads and drops
+/// everything.
+async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, identity: SocketAddr) {
+    use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, encode_record};
+    let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
+    let mut buf = [0u8; 4096];
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(Some(n)) => decoder.extend(&buf[..n]),
+            _ => return,
+        }
+        if let Ok(Some(_hello)) = decoder.next_record() {
+            break;
+        }
+    }
+    let mut ack = Vec::new();
+    encode_record(
+        &Ack::Accept {
+            identity,
+            incarnation: 1,
+        }
+        .encode(),
+        &mut ack,
+    );
+    if send.write_all(&ack).await.is_err() {
+        return;
+    }
+    while let Ok(Some(_)) = recv.read(&mut buf).await {}
 }
 
 struct QuicRaw {

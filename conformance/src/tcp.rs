@@ -2,16 +2,17 @@
 //! plaintext.
 
 use crate::Recv;
-use crate::net::{Launcher, NetCluster, RawConn};
+use crate::net::{Launcher, NetCluster, RawConn, RawPeer, serve_silently};
 use epidemic_driver::certs::ClusterCa;
 use epidemic_driver::tls::{SERVER_NAME, TlsConfig};
 use epidemic_driver::{DriverConfig, Handle};
 use epidemic_tcp::{TcpConfig, TcpNode};
 use rustls::pki_types::ServerName;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The driver settings every real-network conformance node uses: the
@@ -97,6 +98,65 @@ impl Launcher for Tcp {
                 }
                 Box::new(TlsRaw(tls))
             }
+        }
+    }
+
+    fn raw_listen(&mut self) -> Box<dyn RawPeer> {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let tls = self
+            .ca
+            .as_ref()
+            .map(|ca| Arc::new(credentials(ca).server_config().expect("server configuration")));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        let (tls, flag) = (tls.clone(), flag.clone());
+                        std::thread::spawn(move || serve_tcp(sock, tls, addr, &flag));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Box::new(TcpPeer { addr, stop })
+    }
+}
+
+/// A silent TCP peer: one thread accepts, one per connection serves.
+struct TcpPeer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawPeer for TcpPeer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TcpPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve_tcp(sock: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, addr: SocketAddr, stop: &AtomicBool) {
+    let _ = sock.set_nonblocking(false);
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
+    match tls {
+        None => serve_silently(&mut { sock }, addr, stop),
+        Some(config) => {
+            let Ok(conn) = rustls::ServerConnection::new(config) else {
+                return;
+            };
+            serve_silently(&mut rustls::StreamOwned::new(conn, sock), addr, stop);
         }
     }
 }
