@@ -132,6 +132,11 @@ impl<L: Launcher> NetCluster<L> {
         }
     }
 
+    /// The launcher, to start nodes outside the cluster.
+    pub fn launcher(&mut self) -> &mut L {
+        &mut self.launcher
+    }
+
     /// The handle of node `ix`.
     pub fn handle(&self, ix: usize) -> &Handle {
         &self.slots[ix].handle

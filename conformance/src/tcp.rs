@@ -2,6 +2,7 @@
 //! plaintext.
 
 use crate::Recv;
+use crate::credentials::Credentials;
 use crate::net::{Launcher, NetCluster, RawConn, RawPeer, serve_silently};
 use epidemic_driver::certs::ClusterCa;
 use epidemic_driver::tls::{SERVER_NAME, TlsConfig};
@@ -55,27 +56,46 @@ impl Tcp {
     pub fn plaintext_cluster() -> NetCluster<Tcp> {
         NetCluster::new(Self::plaintext())
     }
+
+    /// The cluster CA; panics for a plaintext launcher.
+    fn ca(&self) -> &ClusterCa {
+        self.ca
+            .as_ref()
+            .expect("a TLS launcher (Tcp::tls): plaintext nodes have no credentials")
+    }
 }
 
+/// A node certificate from `ca`.
 fn credentials(ca: &ClusterCa) -> TlsConfig {
     ca.issue(&["127.0.0.1"])
         .and_then(|c| c.tls_config(ca))
         .expect("a node certificate is issued")
 }
 
+/// Starts a TCP node: with mutual TLS if `tls`, in plaintext otherwise.
+fn start(
+    listen: SocketAddr,
+    tls: Option<TlsConfig>,
+    data_dir: &Path,
+    contacts: Vec<SocketAddr>,
+) -> io::Result<TcpNode> {
+    let mut config = match tls {
+        Some(tls) => TcpConfig::tls(listen, tls),
+        None => TcpConfig::insecure_plaintext(listen),
+    };
+    config
+        .driver(test_driver_config())
+        .contacts(contacts)
+        .data_dir(data_dir);
+    TcpNode::start(config).map_err(io::Error::other)
+}
+
 impl Launcher for Tcp {
     type Node = TcpNode;
 
     fn launch(&mut self, listen: SocketAddr, data_dir: &Path, contacts: Vec<SocketAddr>) -> io::Result<TcpNode> {
-        let mut config = match &self.ca {
-            Some(ca) => TcpConfig::tls(listen, credentials(ca)),
-            None => TcpConfig::insecure_plaintext(listen),
-        };
-        config
-            .driver(test_driver_config())
-            .contacts(contacts)
-            .data_dir(data_dir);
-        TcpNode::start(config).map_err(io::Error::other)
+        let tls = self.ca.as_ref().map(credentials);
+        start(listen, tls, data_dir, contacts)
     }
 
     fn handle(node: &TcpNode) -> &Handle {
@@ -126,6 +146,43 @@ impl Launcher for Tcp {
             }
         });
         Box::new(TcpPeer { addr, stop })
+    }
+}
+
+/// For TLS launchers ([`Tcp::tls`]) only.
+impl Credentials for Tcp {
+    fn launch_stranger(
+        &mut self,
+        listen: SocketAddr,
+        data_dir: &Path,
+        contacts: Vec<SocketAddr>,
+    ) -> io::Result<TcpNode> {
+        let _ = self.ca();
+        let other = ClusterCa::generate().map_err(io::Error::other)?;
+        start(listen, Some(credentials(&other)), data_dir, contacts)
+    }
+
+    fn launch_plaintext(
+        &mut self,
+        listen: SocketAddr,
+        data_dir: &Path,
+        contacts: Vec<SocketAddr>,
+    ) -> Option<io::Result<TcpNode>> {
+        let _ = self.ca();
+        Some(start(listen, None, data_dir, contacts))
+    }
+
+    fn raw_connect_anonymous(&mut self, addr: SocketAddr) -> Box<dyn RawConn> {
+        let config = credentials(self.ca())
+            .anonymous_client_config()
+            .expect("client configuration");
+        let name = ServerName::try_from(SERVER_NAME).expect("valid name");
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client connection");
+        let sock = TcpStream::connect(addr).expect("the node accepts connections");
+        // No handshake here: TLS 1.3 lets the client finish its side first,
+        // so its first write may go through; the node's verdict arrives as
+        // an alert on the next read.
+        Box::new(TlsRaw(rustls::StreamOwned::new(conn, sock)))
     }
 }
 
