@@ -5,12 +5,19 @@
 //! provider: [`suite!`] stamps out one `#[test]` per scenario for a given
 //! cluster constructor.
 //!
-//! | instance | time | nodes | file |
-//! |---|---|---|---|
-//! | [`mem::MemCluster`] | virtual | 20 | `tests/mem.rs` (plus partitions) |
-//! | [`net::NetCluster`] over [`tcp::Tcp`] (mutual TLS) | real, loopback | 8 | `tests/tcp.rs` |
-//! | [`net::NetCluster`] over [`tcp::Tcp`] (plaintext) | real, loopback | 8 | `tests/tcp_plaintext.rs` |
-//! | [`net::NetCluster`] over [`quic::Quic`] | real, loopback | 8 | `tests/quic.rs` |
+//! Two smaller suites cover what only real nodes have, written once
+//! against the [`Launcher`](net::Launcher) and stamped out per transport:
+//! [`durability_suite!`] (a node's store across a kill and a graceful
+//! restart, [`durability`]) and, for transports with mutual TLS,
+//! [`credentials_suite!`] (who is refused, [`credentials`], through the
+//! companion trait [`Credentials`](credentials::Credentials)).
+//!
+//! | instance | time | nodes | suites | file |
+//! |---|---|---|---|---|
+//! | [`mem::MemCluster`] | virtual | 20 | `suite!` (plus partitions) | `tests/mem.rs` |
+//! | [`net::NetCluster`] over [`tcp::Tcp`] (mutual TLS) | real, loopback | 8 | `suite!`, `durability_suite!`, `credentials_suite!` (plus bytes that are not TLS) | `tests/tcp.rs` |
+//! | [`net::NetCluster`] over [`tcp::Tcp`] (plaintext) | real, loopback | 8 | `suite!`, `durability_suite!` | `tests/tcp_plaintext.rs` |
+//! | [`net::NetCluster`] over [`quic::Quic`] | real, loopback | 8 | `suite!`, `durability_suite!`, `credentials_suite!` | `tests/quic.rs` |
 //!
 //! Real-network instances bind `127.0.0.1:0` only, wait for every
 //! condition by polling with a bounded timeout (never by asserting how long
@@ -26,6 +33,14 @@
 //! - **crash and rejoin**: a node crashes (no leave, its runtime simply
 //!   dropped), the survivors heal and keep delivering, the node restarts on
 //!   the same address and delivers again;
+//! - **graceful leave**: a node shuts down (it leaves, says goodbye on
+//!   its links and stops); its contact no longer holds it as a neighbour,
+//!   takes a new joiner and delivers with it;
+//! - **goodbye from a neighbour**: a neighbour (a raw connection) says
+//!   goodbye on its link without the `Disconnect` a leave sends first, and
+//!   its identity is a silent peer that accepts dials and never answers, so
+//!   only the goodbye can tell the node it is gone: the node drops it (the
+//!   driver reports the link down), then takes a new joiner;
 //! - **metadata convergence**: writes from several nodes, concurrent ones
 //!   to one key among them, reach every node, which end up holding the same
 //!   siblings; a write with the read's context resolves them everywhere;
@@ -37,11 +52,34 @@
 //!   4 GiB, a wrong protocol version, a record cut off half-way, a frame cut
 //!   off half-way. Each closes that connection; the node keeps its
 //!   neighbours and keeps delivering in both directions.
+//!
+//! The durability tests ([`durability`]):
+//!
+//! - **killed mid-writes**: four threads put as fast as acknowledged; the
+//!   node is killed mid-write and restarted from its directory: it restored
+//!   at least every acknowledged object, refused no stored record, and holds
+//!   every acknowledged value;
+//! - **graceful restart**: writes, an overwrite and a delete survive a
+//!   graceful stop, and a write after the restart overwrites (the causal
+//!   history continues) rather than becoming a sibling.
+//!
+//! The credential tests ([`credentials`]):
+//!
+//! - **strangers refused**: a member of the CA links up; a node with another
+//!   CA's certificate, and a plaintext node where the transport has a
+//!   plaintext mode, fail their dials, the member counts each refused
+//!   handshake, neither holds or is held as a neighbour, and nothing they
+//!   broadcast reaches the cluster;
+//! - **anonymous client refused**: a client without a certificate is never
+//!   answered, its connection closes, the refusal is counted and no link
+//!   opens.
 
 use bytes::Bytes;
 use epidemic_core::metadata::FullPrefix;
 use std::time::Duration;
 
+pub mod credentials;
+pub mod durability;
 pub mod mem;
 pub mod net;
 pub mod quic;
@@ -101,6 +139,11 @@ pub trait Cluster {
     /// connections break.
     fn crash(&mut self, ix: usize);
 
+    /// Stops node `ix` gracefully: it leaves (telling its neighbours),
+    /// closes its links in an orderly way, and stops. Like a crashed node,
+    /// it may be restarted.
+    fn shut_down(&mut self, ix: usize);
+
     /// Restarts crashed node `ix` on its old address with nothing of its
     /// past (its store wiped); it joins through `contact`.
     fn restart(&mut self, ix: usize, contact: usize);
@@ -125,6 +168,12 @@ pub trait Cluster {
     /// QUIC) done with valid credentials, nothing of the node's protocol
     /// sent yet. Returns its number.
     fn raw_open(&mut self, ix: usize) -> usize;
+
+    /// Starts a silent peer: it accepts the links nodes dial to it, with
+    /// the transport's setup and the node's handshake, then never answers.
+    /// Returns the identity it claims, which a raw connection may claim too
+    /// ([`scenarios::handshake_as`]).
+    fn raw_peer(&mut self) -> std::net::SocketAddr;
 
     /// Sends bytes on a raw connection.
     fn raw_send(&mut self, raw: usize, bytes: &[u8]);
@@ -169,6 +218,16 @@ macro_rules! suite {
         }
 
         #[test]
+        fn a_node_that_leaves_is_dropped_and_its_contact_takes_a_new_joiner() {
+            $crate::scenarios::graceful_leave(&mut $make);
+        }
+
+        #[test]
+        fn a_goodbye_from_a_neighbour_drops_it() {
+            $crate::scenarios::goodbye_from_a_neighbour(&mut $make);
+        }
+
+        #[test]
         fn metadata_converges_on_every_node() {
             $crate::scenarios::metadata_convergence(&mut $make);
         }
@@ -206,6 +265,50 @@ macro_rules! suite {
         #[test]
         fn frame_cut_off_half_way_closes_the_link_only() {
             $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::CutFrame);
+        }
+    };
+}
+
+/// Stamps out the [`durability`] tests for real nodes started by the
+/// [`Launcher`](net::Launcher) `$launcher` (an expression evaluated afresh
+/// for each test).
+///
+/// ```text
+/// epidemic_conformance::durability_suite!(epidemic_conformance::quic::Quic::new());
+/// ```
+#[macro_export]
+macro_rules! durability_suite {
+    ($launcher:expr) => {
+        #[test]
+        fn a_node_killed_mid_writes_restarts_with_every_acknowledged_write() {
+            $crate::durability::killed_mid_writes($launcher);
+        }
+
+        #[test]
+        fn a_graceful_restart_keeps_writes_deletes_and_siblings() {
+            $crate::durability::graceful_restart($launcher);
+        }
+    };
+}
+
+/// Stamps out the [`credentials`] tests for real nodes started by the
+/// [`Credentials`](credentials::Credentials) launcher `$launcher` (an
+/// expression evaluated afresh for each test).
+///
+/// ```text
+/// epidemic_conformance::credentials_suite!(epidemic_conformance::quic::Quic::new());
+/// ```
+#[macro_export]
+macro_rules! credentials_suite {
+    ($launcher:expr) => {
+        #[test]
+        fn strangers_are_refused_and_members_link_up() {
+            $crate::credentials::strangers_are_refused_and_members_link_up($launcher);
+        }
+
+        #[test]
+        fn a_client_without_a_certificate_is_refused() {
+            $crate::credentials::anonymous_client_is_refused($launcher);
         }
     };
 }

@@ -116,6 +116,14 @@ impl Cluster for MemCluster {
         self.bus.crash(ix as Id);
     }
 
+    fn shut_down(&mut self, ix: usize) {
+        // The bus has no connections to close: the node leaves, its notices
+        // go out, and it stops; its links then break as a crash's do.
+        self.bus.with_node(ix as Id, |n, now| n.leave(now));
+        self.bus.run_for(CoreDuration::from_millis(100));
+        self.bus.crash(ix as Id);
+    }
+
     fn restart(&mut self, ix: usize, contact: usize) {
         self.bus.restart(ix as Id, [contact as Id]);
     }
@@ -165,6 +173,13 @@ impl Cluster for MemCluster {
             closed: false,
         });
         self.raws.len() - 1
+    }
+
+    fn raw_peer(&mut self) -> std::net::SocketAddr {
+        // A raw connection here is an identity outside the bus: frames the
+        // nodes send to it vanish without a link failure, which is what a
+        // silent peer is.
+        crate::scenarios::raw_identity()
     }
 
     fn raw_send(&mut self, raw: usize, bytes: &[u8]) {

@@ -23,6 +23,55 @@ pub trait RawConn {
     fn recv(&mut self, limit: Duration) -> Recv;
 }
 
+/// A silent peer on loopback (see [`Launcher::raw_listen`]); dropping it
+/// stops it and breaks its connections.
+pub trait RawPeer {
+    /// The address it listens on, which is also the identity it claims.
+    fn addr(&self) -> SocketAddr;
+}
+
+/// Answers a dialler's hello from `decoder` + `stream` with an acceptance
+/// naming `identity`, then reads and drops everything until the stream
+/// ends or `stop` is set. What a [`RawPeer`] does with every connection, on
+/// any blocking stream whose reads time out.
+pub fn serve_silently(
+    stream: &mut (impl io::Read + io::Write),
+    identity: SocketAddr,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, encode_record};
+    use std::sync::atomic::Ordering;
+    let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
+    let mut buf = [0u8; 4096];
+    let mut answered = false;
+    while !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) if !answered => {
+                decoder.extend(&buf[..n]);
+                if let Ok(Some(_hello)) = decoder.next_record() {
+                    let mut ack = Vec::new();
+                    encode_record(
+                        &Ack::Accept {
+                            identity,
+                            incarnation: 1,
+                        }
+                        .encode(),
+                        &mut ack,
+                    );
+                    if stream.write_all(&ack).and_then(|()| stream.flush()).is_err() {
+                        return;
+                    }
+                    answered = true;
+                }
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// Starts nodes of one transport.
 pub trait Launcher {
     /// A running node; dropping it must stop it abruptly (a crash).
@@ -37,6 +86,13 @@ pub trait Launcher {
 
     /// Opens a raw connection to the node at `addr`, with valid credentials.
     fn raw_connect(&mut self, addr: SocketAddr) -> Box<dyn RawConn>;
+
+    /// Starts a silent peer on a fresh loopback port: with valid
+    /// credentials, it completes the transport's setup and the node's
+    /// handshake on every connection a node dials to it (claiming its
+    /// address as its identity, at incarnation 1), then reads and drops
+    /// everything and never answers.
+    fn raw_listen(&mut self) -> Box<dyn RawPeer>;
 }
 
 struct Slot<N> {
@@ -54,6 +110,7 @@ pub struct NetCluster<L: Launcher> {
     slots: Vec<Slot<L::Node>>,
     addrs: Vec<SocketAddr>,
     raws: Vec<Box<dyn RawConn>>,
+    peers: Vec<Box<dyn RawPeer>>,
     duplicates: usize,
     scale: usize,
 }
@@ -69,9 +126,15 @@ impl<L: Launcher> NetCluster<L> {
             slots: Vec::new(),
             addrs: Vec::new(),
             raws: Vec::new(),
+            peers: Vec::new(),
             duplicates: 0,
             scale: 8,
         }
+    }
+
+    /// The launcher, to start nodes outside the cluster.
+    pub fn launcher(&mut self) -> &mut L {
+        &mut self.launcher
     }
 
     /// The handle of node `ix`.
@@ -195,6 +258,14 @@ impl<L: Launcher> Cluster for NetCluster<L> {
         drop(self.slots[ix].node.take());
     }
 
+    fn shut_down(&mut self, ix: usize) {
+        let slot = &mut self.slots[ix];
+        if let Some(node) = slot.node.take() {
+            block_on(slot.handle.shutdown()).expect("the node was running");
+            drop(node);
+        }
+    }
+
     fn restart(&mut self, ix: usize, contact: usize) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         self.relaunch(ix, contact, dir);
@@ -239,6 +310,13 @@ impl<L: Launcher> Cluster for NetCluster<L> {
         self.raws.len() - 1
     }
 
+    fn raw_peer(&mut self) -> SocketAddr {
+        let peer = self.launcher.raw_listen();
+        let addr = peer.addr();
+        self.peers.push(peer);
+        addr
+    }
+
     fn raw_send(&mut self, raw: usize, bytes: &[u8]) {
         self.raws[raw].send(bytes);
     }
@@ -258,6 +336,7 @@ impl<L: Launcher> Cluster for NetCluster<L> {
 
     fn stop(&mut self) {
         self.raws.clear();
+        self.peers.clear();
         for slot in &mut self.slots {
             if let Some(node) = slot.node.take() {
                 let _ = block_on(slot.handle.shutdown());
@@ -271,6 +350,7 @@ impl<L: Launcher> Drop for NetCluster<L> {
     fn drop(&mut self) {
         // After a failed assertion too: no node outlives its test.
         self.raws.clear();
+        self.peers.clear();
         for slot in &mut self.slots {
             drop(slot.node.take());
         }

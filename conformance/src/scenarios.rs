@@ -151,6 +151,91 @@ pub fn crash_and_rejoin<C: Cluster>(c: &mut C) {
     c.stop();
 }
 
+/// A node that shuts down gracefully (it leaves, says goodbye on its links
+/// and stops) is no longer its contact's neighbour; the contact, alone now,
+/// takes a new joiner and delivers both ways with it.
+pub fn graceful_leave<C: Cluster>(c: &mut C) {
+    let nodes = form(c, 2);
+    let (a, b) = (nodes[0], nodes[1]);
+    c.shut_down(b);
+    assert!(
+        c.wait_until(LIMIT, |c| c.neighbors(a).is_empty()),
+        "the survivor still holds the node that left as a neighbour: {:?}",
+        c.neighbors(a)
+    );
+    let x = c.add_node();
+    c.join(x, a);
+    assert!(
+        settle(c, &[a, x]),
+        "the survivor did not take a new joiner after its neighbour left"
+    );
+    let from_a = c.broadcast(a, payload("after-leave", 0));
+    let from_x = c.broadcast(x, payload("after-leave", 1));
+    assert!(
+        all_delivered(c, &[a, x], &[from_a.clone(), from_x]),
+        "the survivor and the new joiner did not deliver both ways"
+    );
+    assert!(
+        !c.has_delivered(b, &from_a),
+        "the node that left delivered after it stopped"
+    );
+    assert_eq!(c.duplicates(), 0, "a node delivered a broadcast twice");
+    c.stop();
+}
+
+/// A neighbour that says goodbye on its link, without the `Disconnect` a
+/// leave sends first (it was lost, or the peer never counted this node as
+/// its neighbour), is dropped all the same: the orderly close of a
+/// neighbour's link is reported to the node as that link down. A raw
+/// connection plays that neighbour: it joins a lone node, which takes it
+/// into its active view, then says goodbye and closes. It claims the
+/// identity of a silent peer, which accepts the node's later dials and
+/// never answers, so that only the goodbye can tell the node it is gone (a
+/// failed dial would tell it too, later). The node, alone again, takes a
+/// new joiner and delivers both ways with it.
+pub fn goodbye_from_a_neighbour<C: Cluster>(c: &mut C) {
+    let a = c.add_node();
+    let silent = c.raw_peer();
+    let raw = c.raw_open(a);
+    handshake_as(c, raw, silent);
+    let mut join = Vec::new();
+    Message::<C::Identity>::HyParView(hyparview::Message::Join)
+        .encode_into(DEFAULT_MAX_FRAME, &mut join)
+        .expect("a join encodes");
+    let mut bytes = Vec::new();
+    encode_record(&join, &mut bytes);
+    c.raw_send(raw, &bytes);
+    assert!(
+        c.wait_until(CLOSE_LIMIT, |c| c.neighbors(a).len() == 1),
+        "the node did not take the raw joiner as a neighbour: {:?}",
+        c.neighbors(a)
+    );
+    // Goodbye (an empty record), then the end of the stream.
+    let mut bye = Vec::new();
+    encode_record(&[], &mut bye);
+    c.raw_send(raw, &bye);
+    c.raw_finish(raw);
+    assert!(
+        c.wait_until(LIMIT, |c| c.neighbors(a).is_empty()),
+        "the node still holds a neighbour that said goodbye and went: {:?}",
+        c.neighbors(a)
+    );
+    let x = c.add_node();
+    c.join(x, a);
+    assert!(
+        settle(c, &[a, x]),
+        "the node did not take a new joiner after its neighbour's goodbye"
+    );
+    let from_a = c.broadcast(a, payload("after-goodbye", 0));
+    let from_x = c.broadcast(x, payload("after-goodbye", 1));
+    assert!(
+        all_delivered(c, &[a, x], &[from_a, from_x]),
+        "the node and the new joiner did not deliver both ways"
+    );
+    assert_eq!(c.duplicates(), 0, "a node delivered a broadcast twice");
+    c.stop();
+}
+
 /// Waits until every node in `nodes` holds exactly `values` (sorted) as
 /// the live siblings of `key`.
 pub fn holds<C: Cluster>(c: &mut C, nodes: &[usize], prefix: &FullPrefix, key: &str, values: &[&str]) -> bool {
@@ -305,8 +390,14 @@ pub fn raw_identity() -> std::net::SocketAddr {
 
 /// Says hello on a raw connection and waits for the node's acceptance.
 pub fn handshake<C: Cluster>(c: &mut C, raw: usize) {
+    handshake_as(c, raw, raw_identity());
+}
+
+/// Says hello on a raw connection as `identity`, at incarnation 1, and
+/// waits for the node's acceptance.
+pub fn handshake_as<C: Cluster>(c: &mut C, raw: usize, identity: std::net::SocketAddr) {
     let mut hello = Vec::new();
-    encode_record(&Hello::new(raw_identity(), 1).encode(), &mut hello);
+    encode_record(&Hello::new(identity, 1).encode(), &mut hello);
     c.raw_send(raw, &hello);
     let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
     loop {

@@ -2,16 +2,18 @@
 //! plaintext.
 
 use crate::Recv;
-use crate::net::{Launcher, NetCluster, RawConn};
+use crate::credentials::Credentials;
+use crate::net::{Launcher, NetCluster, RawConn, RawPeer, serve_silently};
 use epidemic_driver::certs::ClusterCa;
 use epidemic_driver::tls::{SERVER_NAME, TlsConfig};
 use epidemic_driver::{DriverConfig, Handle};
 use epidemic_tcp::{TcpConfig, TcpNode};
 use rustls::pki_types::ServerName;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The driver settings every real-network conformance node uses: the
@@ -52,26 +54,45 @@ impl Tcp {
     pub fn plaintext_cluster() -> NetCluster<Tcp> {
         NetCluster::new(Self::plaintext())
     }
+
+    /// The cluster CA; panics for a plaintext launcher.
+    fn ca(&self) -> &ClusterCa {
+        self.ca
+            .as_ref()
+            .expect("a TLS launcher (Tcp::tls): plaintext nodes have no credentials")
+    }
 }
 
+/// A node certificate from `ca`.
 fn credentials(ca: &ClusterCa) -> TlsConfig {
     ca.issue(&["127.0.0.1"])
         .and_then(|c| c.tls_config(ca))
         .expect("a node certificate is issued")
 }
 
+/// Starts a TCP node: with mutual TLS if `tls`, in plaintext otherwise.
+fn start(
+    listen: SocketAddr,
+    tls: Option<TlsConfig>,
+    data_dir: &Path,
+    contacts: Vec<SocketAddr>,
+) -> io::Result<TcpNode> {
+    let mut config = match tls {
+        Some(tls) => TcpConfig::tls(listen, tls),
+        None => TcpConfig::insecure_plaintext(listen),
+    };
+    config.driver = test_driver_config();
+    config.contacts = contacts;
+    config.data_dir = Some(data_dir.to_path_buf());
+    TcpNode::start(config).map_err(io::Error::other)
+}
+
 impl Launcher for Tcp {
     type Node = TcpNode;
 
     fn launch(&mut self, listen: SocketAddr, data_dir: &Path, contacts: Vec<SocketAddr>) -> io::Result<TcpNode> {
-        let mut config = match &self.ca {
-            Some(ca) => TcpConfig::tls(listen, credentials(ca)),
-            None => TcpConfig::insecure_plaintext(listen),
-        };
-        config.driver = test_driver_config();
-        config.contacts = contacts;
-        config.data_dir = Some(data_dir.to_path_buf());
-        TcpNode::start(config).map_err(io::Error::other)
+        let tls = self.ca.as_ref().map(credentials);
+        start(listen, tls, data_dir, contacts)
     }
 
     fn handle(node: &TcpNode) -> &Handle {
@@ -94,6 +115,102 @@ impl Launcher for Tcp {
                 }
                 Box::new(TlsRaw(tls))
             }
+        }
+    }
+
+    fn raw_listen(&mut self) -> Box<dyn RawPeer> {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let tls = self
+            .ca
+            .as_ref()
+            .map(|ca| Arc::new(credentials(ca).server_config().expect("server configuration")));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        let (tls, flag) = (tls.clone(), flag.clone());
+                        std::thread::spawn(move || serve_tcp(sock, tls, addr, &flag));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Box::new(TcpPeer { addr, stop })
+    }
+}
+
+/// For TLS launchers ([`Tcp::tls`]) only.
+impl Credentials for Tcp {
+    fn launch_stranger(
+        &mut self,
+        listen: SocketAddr,
+        data_dir: &Path,
+        contacts: Vec<SocketAddr>,
+    ) -> io::Result<TcpNode> {
+        let _ = self.ca();
+        let other = ClusterCa::generate().map_err(io::Error::other)?;
+        start(listen, Some(credentials(&other)), data_dir, contacts)
+    }
+
+    fn launch_plaintext(
+        &mut self,
+        listen: SocketAddr,
+        data_dir: &Path,
+        contacts: Vec<SocketAddr>,
+    ) -> Option<io::Result<TcpNode>> {
+        let _ = self.ca();
+        Some(start(listen, None, data_dir, contacts))
+    }
+
+    fn raw_connect_anonymous(&mut self, addr: SocketAddr) -> Box<dyn RawConn> {
+        let config = credentials(self.ca())
+            .anonymous_client_config()
+            .expect("client configuration");
+        let name = ServerName::try_from(SERVER_NAME).expect("valid name");
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client connection");
+        let sock = TcpStream::connect(addr).expect("the node accepts connections");
+        // No handshake here: TLS 1.3 lets the client finish its side first,
+        // so its first write may go through; the node's verdict arrives as
+        // an alert on the next read.
+        Box::new(TlsRaw(rustls::StreamOwned::new(conn, sock)))
+    }
+}
+
+/// A silent TCP peer: one thread accepts, one per connection serves.
+struct TcpPeer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawPeer for TcpPeer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TcpPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve_tcp(sock: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, addr: SocketAddr, stop: &AtomicBool) {
+    let _ = sock.set_nonblocking(false);
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
+    match tls {
+        None => serve_silently(&mut { sock }, addr, stop),
+        Some(config) => {
+            let Ok(conn) = rustls::ServerConnection::new(config) else {
+                return;
+            };
+            serve_silently(&mut rustls::StreamOwned::new(conn, sock), addr, stop);
         }
     }
 }

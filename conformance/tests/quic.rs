@@ -1,3 +1,8 @@
-//! The conformance suite over QUIC with mutual TLS, on loopback.
+//! The conformance suite over QUIC with mutual TLS, on loopback, with the
+//! durability and credential tests.
 
-epidemic_conformance::suite!(epidemic_conformance::quic::Quic::cluster());
+use epidemic_conformance::quic::Quic;
+
+epidemic_conformance::suite!(Quic::cluster());
+epidemic_conformance::durability_suite!(Quic::new());
+epidemic_conformance::credentials_suite!(Quic::new());

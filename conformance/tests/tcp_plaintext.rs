@@ -1,3 +1,7 @@
-//! The conformance suite over plaintext TCP, on loopback.
+//! The conformance suite over plaintext TCP, on loopback, with the
+//! durability tests.
 
-epidemic_conformance::suite!(epidemic_conformance::tcp::Tcp::plaintext_cluster());
+use epidemic_conformance::tcp::Tcp;
+
+epidemic_conformance::suite!(Tcp::plaintext_cluster());
+epidemic_conformance::durability_suite!(Tcp::plaintext());

@@ -22,7 +22,9 @@ pub struct DriverStats {
     pub handshake_failures: u64,
     /// Links that completed both handshakes.
     pub links_opened: u64,
-    /// Links closed by an orderly goodbye from either side.
+    /// Links closed by an orderly goodbye from either side. A goodbye from
+    /// a peer the node still counted on (not merely a passive backup) was
+    /// reported to the node as a link down.
     pub links_closed: u64,
     /// Links that broke (reset, end of stream without goodbye, bad input);
     /// each was reported to the node as a link down.

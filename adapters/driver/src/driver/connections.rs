@@ -250,7 +250,7 @@ impl Core {
             return;
         }
         let pending = self.pending(peer);
-        if failed {
+        if failed || (how == Closed::Goodbye && self.gone_after_goodbye(peer)) {
             self.report_down(peer);
         }
         // Frames still queued (or queued by the node's reaction to the
@@ -260,6 +260,18 @@ impl Core {
         if redial {
             self.dial(peer);
         }
+    }
+
+    /// Whether `peer`, which said goodbye on its link, is to be reported
+    /// down. A peer says goodbye when it stops (after the `Disconnect` its
+    /// leave sends, which may have been lost or never sent to this node) or
+    /// when it closes a link it holds idle. If the node still counts on it
+    /// (a neighbour, an unanswered request, a join contact), the link it
+    /// relied on is gone: it hears `Down`, as for a broken link. A peer the
+    /// node keeps only as a passive backup is not reported: that goodbye
+    /// is an idle close, and `Down` would make the node forget the backup.
+    fn gone_after_goodbye(&self, peer: SocketAddr) -> bool {
+        !self.node.passive_view().contains(&peer)
     }
 
     /// Re-dials peers whose backoff ended with frames waiting, closes idle
