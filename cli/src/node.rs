@@ -7,6 +7,7 @@
 //! delete PREFIX KEY      ->  ok
 //! members                ->  one address per line, this node's included
 //! stats                  ->  one line of name=value counters
+//! stats json             ->  every counter of the core and the driver, as JSON
 //! ```
 //!
 //! `PREFIX` is `prefix` or `prefix/subprefix`; `VALUE` is the rest of the
@@ -26,8 +27,13 @@ use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod file;
+
+use file::NodeFile;
+
 /// Which transport a node speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Transport {
     /// QUIC (quinn) with mutual TLS 1.3; needs --cert, --key and --ca.
     Quic,
@@ -37,22 +43,33 @@ pub(crate) enum Transport {
 }
 
 /// Run a node: join a cluster, and read commands on stdin.
+///
+/// Every option can also be set in a TOML file (`--config`); a flag given
+/// on the command line overrides the file.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
+    /// A TOML file of options; `--print-config` shows every one of them.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (the file, the flags over it, and
+    /// every default) as TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Address to listen on, which is also the node's identity (the address
     /// peers dial), e.g. 127.0.0.1:7001.
     #[arg(long)]
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     /// A node to join through; repeat for fallbacks, tried in order.
+    /// Replaces the file's `join` list.
     #[arg(long = "join", value_name = "ADDR")]
     join: Vec<SocketAddr>,
     /// Directory of the node's durable store (created if missing); a
     /// restart with the same directory restores the node's data.
     #[arg(long = "data", value_name = "DIR")]
-    data: PathBuf,
-    /// The transport.
-    #[arg(long, value_enum, default_value_t = Transport::Quic)]
-    transport: Transport,
+    data: Option<PathBuf>,
+    /// The transport [default: quic].
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
     /// This node's certificate (PEM), from `epidemic certs`.
     #[arg(long, value_name = "FILE")]
     cert: Option<PathBuf>,
@@ -67,7 +84,40 @@ pub(crate) struct NodeArgs {
     insecure_tcp: bool,
 }
 
-fn tls(args: &NodeArgs) -> anyhow::Result<Option<TlsConfig>> {
+impl NodeArgs {
+    /// The file (or the defaults), with every flag given laid over it.
+    fn effective(&self) -> anyhow::Result<NodeFile> {
+        let mut file = match &self.config {
+            Some(path) => NodeFile::load(path)?,
+            None => NodeFile::default(),
+        };
+        if self.listen.is_some() {
+            file.listen = self.listen;
+        }
+        if !self.join.is_empty() {
+            file.join = self.join.clone();
+        }
+        if self.data.is_some() {
+            file.data = self.data.clone();
+        }
+        if let Some(t) = self.transport {
+            file.transport = t;
+        }
+        for (flag, field) in [
+            (&self.cert, &mut file.cert),
+            (&self.key, &mut file.key),
+            (&self.ca, &mut file.ca),
+        ] {
+            if flag.is_some() {
+                field.clone_from(flag);
+            }
+        }
+        file.insecure_tcp |= self.insecure_tcp;
+        Ok(file)
+    }
+}
+
+fn tls(args: &NodeFile) -> anyhow::Result<Option<TlsConfig>> {
     match (&args.cert, &args.key, &args.ca) {
         (Some(cert), Some(key), Some(ca)) => Ok(Some(
             TlsConfig::from_files(cert, key, ca).context("loading the TLS certificate, key and CA")?,
@@ -92,8 +142,10 @@ impl Running {
     }
 }
 
-fn start(args: &NodeArgs) -> anyhow::Result<Running> {
+fn start(args: &NodeFile) -> anyhow::Result<Running> {
     let tls = tls(args)?;
+    let listen = args.listen()?;
+    let data = args.data()?.to_path_buf();
     match args.transport {
         Transport::Quic => {
             if args.insecure_tcp {
@@ -102,9 +154,10 @@ fn start(args: &NodeArgs) -> anyhow::Result<Running> {
             let Some(tls) = tls else {
                 bail!("--transport quic needs --cert, --key and --ca (see `epidemic certs`)");
             };
-            let mut config = epidemic_quic::QuicConfig::new(args.listen, tls);
+            let mut config = epidemic_quic::QuicConfig::new(listen, tls);
+            config.driver = args.driver.clone();
             config.contacts = args.join.clone();
-            config.data_dir = Some(args.data.clone());
+            config.data_dir = Some(data);
             Ok(Running::Quic(
                 epidemic_quic::QuicNode::start(config).context("starting the QUIC node")?,
             ))
@@ -112,14 +165,15 @@ fn start(args: &NodeArgs) -> anyhow::Result<Running> {
         Transport::Tcp => {
             let mut config = match (tls, args.insecure_tcp) {
                 (Some(_), true) => bail!("--insecure-tcp and a certificate: choose one"),
-                (Some(tls), false) => epidemic_tcp::TcpConfig::tls(args.listen, tls),
-                (None, true) => epidemic_tcp::TcpConfig::insecure_plaintext(args.listen),
+                (Some(tls), false) => epidemic_tcp::TcpConfig::tls(listen, tls),
+                (None, true) => epidemic_tcp::TcpConfig::insecure_plaintext(listen),
                 (None, false) => {
                     bail!("--transport tcp needs --cert, --key and --ca, or --insecure-tcp for a plaintext trial")
                 }
             };
+            config.driver = args.driver.clone();
             config.contacts = args.join.clone();
-            config.data_dir = Some(args.data.clone());
+            config.data_dir = Some(data);
             Ok(Running::Tcp(
                 epidemic_tcp::TcpNode::start(config).context("starting the TCP node")?,
             ))
@@ -187,18 +241,29 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
             Ok(vec!["ok".into()])
         }
         "members" => Ok(block_on(handle.members())?.into_iter().map(|m| m.to_string()).collect()),
+        "stats" if rest.trim() == "json" => Ok(vec![serde_json::to_string(&block_on(handle.stats())?)?]),
         "stats" => {
             let s = block_on(handle.stats())?;
-            let (n, d) = (&s.node, &s.driver);
+            let (n, d, m) = (&s.node, &s.driver, &s.node.metadata);
             let neighbors = block_on(handle.neighbors())?.len();
             Ok(vec![format!(
                 "neighbors={neighbors} frames_sent={} frames_received={} invalid_frames={} broadcasts_delivered={} \
-                 links_opened={} links_failed={} bad_input={} handshake_failures={} queue_overflows={} \
-                 dial_failures={} restored={} open_links={}",
+                 metadata_delivered={} keys={} tombstones={} puts={} deletes={} repaired={} exchanges_completed={} \
+                 exchanges_failed={} collected={} links_opened={} links_failed={} bad_input={} handshake_failures={} \
+                 queue_overflows={} dial_failures={} restored={} open_links={}",
                 n.sent.total().messages,
                 n.received.total().messages,
                 n.invalid_frames,
                 n.plumtree.delivered,
+                n.metadata_plumtree.delivered,
+                m.keys,
+                m.tombstones,
+                m.puts,
+                m.deletes,
+                m.repaired,
+                m.exchanges_completed,
+                m.exchanges_failed + m.exchanges_timed_out,
+                m.collected,
                 d.links_opened,
                 d.links_failed,
                 d.bad_input,
@@ -209,19 +274,25 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
                 d.open_links,
             )])
         }
-        other => bail!("unknown command {other:?} (put, get, delete, members, stats)"),
+        other => bail!("unknown command {other:?} (put, get, delete, members, stats, stats json)"),
     }
 }
 
 /// `epidemic node`.
 pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
+    let file = args.effective()?;
+    if args.print_config {
+        print!("{}", file.to_toml()?);
+        return Ok(());
+    }
+    let args = &file;
     let node = start(args)?;
     let handle = node.handle().clone();
     eprintln!(
         "epidemic node {} ({:?}) data in {}",
         handle.identity(),
         args.transport,
-        args.data.display()
+        args.data()?.display()
     );
     // Neighbour changes on stderr, from a thread of their own.
     let mut events = handle.events();

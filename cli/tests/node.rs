@@ -125,6 +125,20 @@ fn three_nodes_converge(extra: &[&str]) {
     assert!(n1.until("get app/users alice", &["not_found"]), "the delete reached n1");
     assert_eq!(n3.ask("get app/users nobody"), ["not_found"]);
     assert!(n1.ask("stats")[0].starts_with("neighbors="));
+    // The put and the delete reached n3 through the metadata engine, and
+    // its stats say so (it read the plain engine's counter before).
+    let stats = n3.ask("stats").remove(0);
+    let counter = |name: &str| -> u64 {
+        let field = stats
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("no {name} in {stats}"));
+        field.parse().unwrap()
+    };
+    assert!(counter("metadata_delivered") + counter("repaired") >= 2, "{stats}");
+    assert_eq!(counter("broadcasts_delivered"), 0, "{stats}");
+    let json: serde_json::Value = serde_json::from_str(&n3.ask("stats json")[0]).unwrap();
+    assert!(json["node"]["metadata"]["keys"].as_u64().is_some(), "{json}");
     assert!(n1.ask("frobnicate")[0].starts_with("error:"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while n1.ask("members").len() < 3 && Instant::now() < deadline {
@@ -168,4 +182,44 @@ fn quic_without_certificates_and_tcp_without_a_choice_are_refused() {
         assert!(!out.status.success(), "{args:?} started");
         assert!(String::from_utf8_lossy(&out.stderr).contains("--cert"), "{args:?}");
     }
+}
+
+/// `--config` sets what a file names, a flag overrides the file, and
+/// `--print-config` shows the effective result with every default.
+#[test]
+fn a_config_file_with_flags_over_it_is_what_print_config_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:7001\"\ndata = \"from-file\"\ntransport = \"tcp\"\n\n[driver]\nidle_timeout = \"45s\"\n",
+    )
+    .unwrap();
+    let out = epidemic()
+        .args(["node", "--config"])
+        .arg(&path)
+        .args(["--data", "from-flag", "--print-config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "listen = \"127.0.0.1:7001\"",
+        "data = \"from-flag\"",
+        "transport = \"tcp\"",
+        "idle_timeout = \"45s\"",
+        "linger = \"2s\"",
+        "exchange_interval = \"10s\"",
+    ] {
+        assert!(printed.contains(want), "{want} missing from:\n{printed}");
+    }
+    std::fs::write(&path, "listen = \"127.0.0.1:7001\"\nlisten_typo = 1\n").unwrap();
+    let out = epidemic()
+        .args(["node", "--config"])
+        .arg(&path)
+        .arg("--print-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_typo"));
 }
