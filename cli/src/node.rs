@@ -82,6 +82,31 @@ pub(crate) struct NodeArgs {
     /// TCP without TLS: no encryption, no authentication. Local trials only.
     #[arg(long)]
     insecure_tcp: bool,
+    /// What to log on stderr, as a tracing filter (`info`,
+    /// `epidemic_driver=debug,warn`); overrides `RUST_LOG`. Default: `info`.
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// Log one JSON object per line instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// Logs go to stderr, filtered by `--log`, else `RUST_LOG`, else `info`.
+fn init_logging(args: &NodeArgs) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match &args.log {
+        Some(f) => EnvFilter::try_new(f).with_context(|| format!("--log {f:?}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if args.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
 }
 
 impl NodeArgs {
@@ -285,6 +310,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         print!("{}", file.to_toml()?);
         return Ok(());
     }
+    init_logging(args)?;
     let args = &file;
     let node = start(args)?;
     let handle = node.handle().clone();

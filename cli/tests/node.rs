@@ -42,8 +42,14 @@ fn node(args: &[&str]) -> Proc {
             let _ = err_tx.send(line);
         }
     });
-    let first = stderr.recv_timeout(Duration::from_secs(20)).expect("the node starts");
-    // "epidemic node 127.0.0.1:PORT (...) data in ..."
+    // "epidemic node 127.0.0.1:PORT (...) data in ...", after the log lines
+    // of the start.
+    let first = loop {
+        let line = stderr.recv_timeout(Duration::from_secs(20)).expect("the node starts");
+        if line.starts_with("epidemic node ") {
+            break line;
+        }
+    };
     let addr = first
         .strip_prefix("epidemic node ")
         .and_then(|r| r.split_whitespace().next())

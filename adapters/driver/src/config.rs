@@ -90,6 +90,13 @@ pub struct DriverConfig {
     /// network plus a TLS close; the leave notices are one small frame
     /// per neighbour.
     pub linger: Duration,
+    /// A commit of the store that takes this long or longer is logged as
+    /// a slow disk write (a warning with its duration and size).
+    ///
+    /// Default: `Duration::from_secs(1)`: a group commit is one fsync, a
+    /// few milliseconds on any working disk; a second means the disk (or
+    /// the machine) is in trouble, and puts are waiting on it.
+    pub slow_write: Duration,
 }
 
 impl Default for DriverConfig {
@@ -108,6 +115,7 @@ impl Default for DriverConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             linger: Duration::from_secs(2),
+            slow_write: Duration::from_secs(1),
         }
     }
 }
@@ -128,6 +136,7 @@ impl fmt::Debug for DriverConfig {
             backoff_min,
             backoff_max,
             linger,
+            slow_write,
         } = self;
         f.debug_struct("DriverConfig")
             .field("node", node)
@@ -143,6 +152,7 @@ impl fmt::Debug for DriverConfig {
             .field("backoff_min", backoff_min)
             .field("backoff_max", backoff_max)
             .field("linger", linger)
+            .field("slow_write", slow_write)
             .finish()
     }
 }

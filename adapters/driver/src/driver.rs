@@ -37,7 +37,7 @@ use epidemic_core::node::{Event, Node};
 use epidemic_core::time::MonotonicClock;
 use futures_lite::future;
 use link_table::LinkTable;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
@@ -93,7 +93,14 @@ pub fn start(
     node_config.incarnation = incarnation as u32;
     let mut node = Node::new(identity, node_config);
     let mut stats = DriverStats::default();
-    let durability = durability::restore(&mut node, store, &shared, clock.now(), &mut stats);
+    let durability = durability::restore(
+        &mut node,
+        store,
+        &shared,
+        clock.now(),
+        &mut stats,
+        config.slow_write.into(),
+    );
     let mut core = Core {
         node,
         clock,
@@ -103,10 +110,12 @@ pub fn start(
         closers: HashMap::new(),
         stats,
         durability,
+        overflowing: HashSet::new(),
         stopping: None,
         next_housekeeping: clock.now(),
         config,
     };
+    tracing::info!(%identity, incarnation, contacts = ?contacts, "node started");
     if core.stats.storage_failed {
         core.begin_stop(None);
     } else if !contacts.is_empty() {
@@ -154,6 +163,9 @@ struct Core {
     next_housekeeping: Instant,
     /// Records on their way to the store, and puts waiting for them.
     durability: Durability,
+    /// Peers whose queue overflowed since it last took a frame (logged once
+    /// per episode).
+    overflowing: HashSet<SocketAddr>,
 }
 
 /// Closes the shared queues however the loop ends, its runtime dropped
@@ -214,7 +226,10 @@ async fn run(mut core: Core) {
                     accept = Some(transport.accept());
                 }
                 // The listener is gone; the node keeps its outbound links.
-                Err(_) => core.stats.handshake_failures += 1,
+                Err(error) => {
+                    tracing::error!(%error, "the listener failed: no more inbound links");
+                    core.stats.handshake_failures += 1;
+                }
             }
         }
         let mut busy = false;

@@ -164,8 +164,23 @@ pub(crate) async fn dial(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, peer: Socke
         other => {
             let why = match other {
                 Some(Ok((_, _, Ack::Duplicate))) => DialFailure::Duplicate,
-                Some(Ok((_, _, Ack::Busy))) => DialFailure::Busy,
-                _ => DialFailure::Failed,
+                Some(Ok((_, _, Ack::Busy))) => {
+                    tracing::info!(%peer, "dial refused: the peer is full or shutting down");
+                    DialFailure::Busy
+                }
+                Some(Ok((_, _, Ack::Accept { identity, .. }))) => {
+                    tracing::warn!(%peer, answered_as = %identity, "dial failed: another node answers at this address");
+                    DialFailure::Failed
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%peer, %error, "dial failed");
+                    DialFailure::Failed
+                }
+                None => {
+                    let after = ctx.connect_timeout;
+                    tracing::warn!(%peer, ?after, "dial failed: no handshake before the connect timeout");
+                    DialFailure::Failed
+                }
             };
             let _ = ctx.shared.inputs.push(Input::DialFailed { conn, peer, why }).await;
             return;
@@ -193,8 +208,9 @@ pub(crate) async fn dial(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, peer: Socke
 /// Completes an inbound connection's handshakes and runs the link if the
 /// loop keeps it.
 pub(crate) async fn accept(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, accepting: Accepting) {
+    let Accepting { remote, handshake } = accepting;
     let attempt = async {
-        let mut duplex = accepting.await?;
+        let mut duplex = handshake.await?;
         let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
         let mut scratch = [0u8; HANDSHAKE_MAX + PREFIX_LEN];
         let hello = decoder
@@ -203,9 +219,19 @@ pub(crate) async fn accept(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, accepting
             .ok_or(FrameError::Truncated { missing: PREFIX_LEN })?;
         Ok::<_, FrameError>((duplex, decoder, Hello::decode(&hello)?))
     };
-    let Some(Ok((mut duplex, decoder, hello))) = timeout(&*ctx.runtime, ctx.handshake_timeout, attempt).await else {
-        let _ = ctx.shared.inputs.push(Input::HandshakeFailed { conn }).await;
-        return;
+    let (mut duplex, decoder, hello) = match timeout(&*ctx.runtime, ctx.handshake_timeout, attempt).await {
+        Some(Ok(handshaken)) => handshaken,
+        failed => {
+            match failed {
+                Some(Err(error)) => tracing::warn!(%remote, %error, "inbound connection refused"),
+                _ => {
+                    let after = ctx.handshake_timeout;
+                    tracing::warn!(%remote, ?after, "inbound connection closed: no handshake before the timeout");
+                }
+            }
+            let _ = ctx.shared.inputs.push(Input::HandshakeFailed { conn }).await;
+            return;
+        }
     };
     let peer = hello.identity;
     let (reply, decision) = oneshot::channel();
@@ -286,8 +312,15 @@ async fn run(
                         return Closed::ByUs;
                     }
                 }
-                Ok(None) | Err(FrameError::Io(_)) => return Closed::Broken,
-                Err(_) => return Closed::BadInput,
+                Ok(None) => return Closed::Broken,
+                Err(FrameError::Io(error)) => {
+                    tracing::debug!(%peer, %error, "link broken");
+                    return Closed::Broken;
+                }
+                Err(error) => {
+                    tracing::warn!(%peer, %error, "closing the link: bad input");
+                    return Closed::BadInput;
+                }
             }
         }
     };

@@ -51,7 +51,21 @@ impl std::fmt::Debug for Duplex {
 /// An inbound connection whose transport handshake (TLS, QUIC) has not run
 /// yet. The driver runs it in its own task, under a timeout, so a slow or
 /// hostile client never holds up the accept loop.
-pub type Accepting = BoxFuture<io::Result<Duplex>>;
+pub struct Accepting {
+    /// The address the connection came from, for the logs.
+    pub remote: SocketAddr,
+    /// Runs the transport handshake; its error says why it failed (the
+    /// TLS alert or certificate problem, for a refused client).
+    pub handshake: BoxFuture<io::Result<Duplex>>,
+}
+
+impl std::fmt::Debug for Accepting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accepting")
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Spawning and sleeping.
 pub trait Runtime: Send + Sync + 'static {

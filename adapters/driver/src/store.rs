@@ -188,7 +188,7 @@ pub(crate) enum Durable {
 /// and commits them in batches, and reports them durable. It ends when the
 /// queue is closed and empty (after writing what was left in it, reported
 /// or not), or at the first failure, and then tells the node it ended.
-pub(crate) fn spawn_writer(store: Store, shared: Arc<Shared>) -> std::io::Result<()> {
+pub(crate) fn spawn_writer(store: Store, shared: Arc<Shared>, slow_write: std::time::Duration) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("epidemic-store".into())
         .spawn(move || {
@@ -202,7 +202,13 @@ pub(crate) fn spawn_writer(store: Store, shared: Arc<Shared>) -> std::io::Result
                         None => break,
                     }
                 }
-                let report = match store.write(&batch) {
+                let started = std::time::Instant::now();
+                let written = store.write(&batch);
+                let took = started.elapsed();
+                if took >= slow_write {
+                    tracing::warn!(?took, records = batch.len(), path = %store.path().display(), "slow disk write");
+                }
+                let report = match written {
                     Ok(()) => Durable::Written(batch.iter().map(|r| r.id).collect()),
                     Err(e) => Durable::Failed(e.to_string()),
                 };

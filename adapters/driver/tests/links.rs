@@ -70,8 +70,11 @@ impl Transport for PipeTransport {
                 .recv()
                 .await
                 .map_err(|_| io::Error::from(io::ErrorKind::NotConnected))?;
-            let accepting: Accepting = Box::pin(async move { Ok(duplex) });
-            Ok(accepting)
+            // Pipes have no source address; the logs show the unspecified one.
+            Ok(Accepting {
+                remote: ([0, 0, 0, 0], 0).into(),
+                handshake: Box::pin(async move { Ok(duplex) }),
+            })
         })
     }
 }

@@ -209,13 +209,14 @@ impl Transport for QuicTransport {
             let Some(incoming) = endpoint.accept().await else {
                 return Err(io::Error::new(io::ErrorKind::NotConnected, "endpoint closed"));
             };
-            let accepting: Accepting = Box::pin(async move {
+            let remote = incoming.remote_address();
+            let handshake = Box::pin(async move {
                 // The TLS handshake, client certificate check included.
                 let conn = incoming.await?;
                 let (send, recv) = conn.accept_bi().await?;
                 Ok(duplex(send, recv))
             });
-            Ok(accepting)
+            Ok(Accepting { remote, handshake })
         })
     }
 

@@ -247,20 +247,20 @@ impl Transport for TcpTransport {
         Box::pin(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => {
+                    Ok((stream, remote)) => {
                         let _ = stream.set_nodelay(true);
                         // Best effort, as for nodelay: a link without it
                         // still works, and notices a dead peer later.
                         if let Some(within) = within {
                             let _ = keepalive(&stream, within);
                         }
-                        let accepting: Accepting = Box::pin(async move {
+                        let handshake = Box::pin(async move {
                             match acceptor {
                                 None => Ok(Duplex::new(stream.clone(), stream)),
                                 Some(a) => Ok(split_tls(a.accept(stream).await?)),
                             }
                         });
-                        return Ok(accepting);
+                        return Ok(Accepting { remote, handshake });
                     }
                     // A client that reset before we accepted it, or a
                     // moment out of file descriptors: pause and go on, so an

@@ -60,8 +60,18 @@ impl Core {
         self.links.touch(to, now);
         if let Some(queue) = self.queues.get(&to) {
             match queue.try_push(frame) {
-                Ok(()) => self.stats.frames_queued += 1,
-                Err(PushError::Full(_)) => self.stats.queue_overflows += 1,
+                Ok(()) => {
+                    self.stats.frames_queued += 1;
+                    self.overflowing.remove(&to);
+                }
+                Err(PushError::Full(_)) => {
+                    self.stats.queue_overflows += 1;
+                    // Once per episode, not per frame: the queue stays full
+                    // for as long as the peer does not read.
+                    if self.overflowing.insert(to) {
+                        tracing::warn!(peer = %to, frames = queue.len(), "peer queue full: dropping frames to it");
+                    }
+                }
                 Err(PushError::Closed(_)) => self.stats.unreachable_drops += 1,
             }
         }
@@ -145,6 +155,7 @@ impl Core {
             self.closers.insert(conn, close_tx);
         }
         self.stats.links_opened += 1;
+        tracing::info!(%peer, incarnation, dialed, "link up");
         if opened.report_down() {
             // The old incarnation is gone: the node must hear so before it
             // hears from the new one.
@@ -218,7 +229,8 @@ impl Core {
         let now = self.now();
         self.stats.frames_received += 1;
         self.links.touch(peer, now);
-        if self.node.handle_frame(now, peer, &frame).is_err() {
+        if let Err(error) = self.node.handle_frame(now, peer, &frame) {
+            tracing::warn!(%peer, %error, len = frame.len(), "closing the link: the node refused a frame");
             // A frame the node refuses closes its link (and nothing else).
             self.close_conn(conn, CloseMode::Abort);
             self.on_closed(conn, peer, Closed::BadInput);
@@ -249,6 +261,7 @@ impl Core {
         if !self.links.closed(conn, peer) {
             return;
         }
+        tracing::info!(%peer, ?how, "link down");
         let pending = self.pending(peer);
         if failed || (how == Closed::Goodbye && self.gone_after_goodbye(peer)) {
             self.report_down(peer);

@@ -45,6 +45,7 @@ pub(super) fn restore(
     shared: &Arc<Shared>,
     now: Instant,
     stats: &mut DriverStats,
+    slow_write: std::time::Duration,
 ) -> Durability {
     let has_store = store.is_some();
     if let Some(mut store) = store {
@@ -52,11 +53,15 @@ pub(super) fn restore(
         for r in store.take_records() {
             match node.restore(now, &r.prefix, &r.key, &r.object) {
                 Ok(()) => stats.restored += 1,
-                Err(_) => stats.restore_failures += 1,
+                Err(error) => {
+                    tracing::warn!(prefix = ?r.prefix, key = ?r.key, %error, "a stored record was refused at restore");
+                    stats.restore_failures += 1;
+                }
             }
         }
         shared.part_started();
-        if crate::store::spawn_writer(store, shared.clone()).is_err() {
+        if let Err(error) = crate::store::spawn_writer(store, shared.clone(), slow_write) {
+            tracing::error!(%error, "could not start the store's writer thread");
             shared.part_ended();
             stats.storage_failed = true;
         }
@@ -150,6 +155,7 @@ impl Core {
                 self.drain();
             }
             Durable::Failed(why) => {
+                tracing::error!(error = %why, "the store failed: stopping the node");
                 // Fail-stop: a node that cannot persist must not go on
                 // acknowledging or spreading writes.
                 self.stats.storage_failed = true;
