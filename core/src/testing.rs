@@ -253,7 +253,8 @@ impl<M: Machine> Network<M> {
         self.lost
     }
 
-    /// Messages sent to an id that is not on the network (dropped).
+    /// Messages sent to an id that is not on the network (dropped when
+    /// sent).
     pub fn undeliverable(&self) -> u64 {
         self.undeliverable
     }
@@ -285,6 +286,11 @@ impl<M: Machine> Network<M> {
     pub fn take(&mut self, to: &M::Id) -> Option<Flight<M>> {
         let key = *self.queue.iter().find(|(_, f)| &f.to == to)?.0;
         self.queue.remove(&key)
+    }
+
+    /// The earliest message in flight towards `to`, if any, left in flight.
+    pub fn peek(&self, to: &M::Id) -> Option<&Flight<M>> {
+        self.queue.values().find(|f| &f.to == to)
     }
 
     /// Drops every message in flight, as a closed link would.
@@ -385,6 +391,10 @@ impl<M: Machine> Network<M> {
     fn drain(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         while let Some((to, message)) = slot.machine.poll_transmit() {
+            if !self.index.contains_key(&to) {
+                self.undeliverable += 1;
+                continue;
+            }
             if self.loss > 0.0 && self.rng.random_bool(self.loss) {
                 self.lost += 1;
                 continue;
