@@ -1,6 +1,11 @@
-//! The metadata store driven through [`Node`]s on a tiny in-process network.
+//! The metadata store driven through [`Node`]s on the
+//! [`testing`](crate::testing) network: the scenarios the mem bus cannot
+//! drive (its disk confirms every record at once, and it keeps no
+//! subscription events) and those that build frames from crate-private
+//! types. The store's other node-level scenarios run on the bus, in
+//! `adapters/mem/tests/store.rs` and `metadata.rs`.
 
-use super::{Actor, ChangeSource, FullPrefix, Message, Object, PersistId, PutError, RestoreError};
+use super::{Actor, ChangeSource, FullPrefix, Message, Object, PersistId};
 use crate::broadcast::{self, Announcement};
 use crate::clock::VClock;
 use crate::membership::hyparview;
@@ -9,8 +14,8 @@ use crate::testing::Network;
 use crate::wire::{self, Kind, WireError};
 use crate::{Duration, Instant};
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec;
 use alloc::vec::Vec;
-use alloc::{format, vec};
 use bytes::Bytes;
 
 /// Nodes on the [`testing`](crate::testing) network with no latency: frames
@@ -44,16 +49,8 @@ impl Net {
     }
 
     /// `n` mesh nodes, joined through node 0 and settled.
-    fn mesh(n: usize, edit: impl Fn(&mut Config)) -> Net {
-        let mut net = Net::new(
-            (0..n)
-                .map(|_| {
-                    let mut c = Config::mesh(n);
-                    edit(&mut c);
-                    c
-                })
-                .collect(),
-        );
+    fn mesh(n: usize) -> Net {
+        let mut net = Net::new(vec![Config::mesh(n); n]);
         for i in 1..n {
             net.with(i, |node, now| node.join(now, [0]));
         }
@@ -134,91 +131,9 @@ fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
-fn solo() -> Node<u32> {
-    let mut c = Config::default();
-    c.metadata.durable = false;
-    Node::new(1, c)
-}
-
-#[test]
-fn put_get_delete_iter_fold_and_prefix_hash() {
-    let mut node = solo();
-    let now = Instant::from_millis(5);
-    for k in ["b", "a", "c"] {
-        node.put(now, &p(), k.as_bytes(), b(k), None).unwrap();
-    }
-    node.put(now, &FullPrefix::new("other", ""), b"a", b("x"), None)
-        .unwrap();
-    let keys: Vec<&Bytes> = node.iter(&p()).map(|(k, _)| k).collect();
-    assert_eq!(keys, ["a", "b", "c"].map(b).iter().collect::<Vec<_>>(), "key order");
-    assert_eq!(node.fold(&p(), 0, |n, _, r| n + r.siblings()), 3);
-    let read = node.get(&p(), b"a").unwrap();
-    assert_eq!(read.siblings(), 1);
-    assert_eq!(read.lww(), Some(&b("a")));
-    assert_eq!(read.values()[0].timestamp, 5_000);
-    let before = node.prefix_hash(&p()).unwrap();
-    // Overwrite (no context: clobbers what is here), then delete.
-    node.put(now, &p(), b"a", b("a2"), None).unwrap();
-    assert_eq!(node.get(&p(), b"a").unwrap().siblings(), 1);
-    assert_eq!(node.get_resolved(&p(), b"a"), Some(b("a2")));
-    assert!(
-        node.get(&p(), b"a").unwrap().values()[0].timestamp > 5_000,
-        "a write sorts after what it overwrote"
-    );
-    assert_ne!(node.prefix_hash(&p()), Some(before));
-    node.delete(now, &p(), b"a", None).unwrap();
-    assert!(node.get(&p(), b"a").unwrap().is_deleted());
-    assert_eq!(node.get_resolved(&p(), b"a"), None);
-    assert_eq!(node.iter(&p()).count(), 2, "deleted keys are not listed");
-    assert_eq!(node.stats().metadata.tombstones, 1);
-    assert!(node.get(&p(), b"zzz").is_none());
-    assert!(node.prefix_hash(&FullPrefix::new("none", "")).is_none());
-    // A blind write with an empty context is concurrent with what is here.
-    node.put(now, &p(), b"b", b("b2"), Some(&VClock::new())).unwrap();
-    assert_eq!(node.get(&p(), b"b").unwrap().siblings(), 2);
-}
-
-#[test]
-fn limits_are_refused_with_typed_errors() {
-    let mut node = solo();
-    let now = Instant::ZERO;
-    let long = vec![0u8; 300];
-    assert_eq!(
-        node.put(now, &FullPrefix::new(&long, ""), b"k", b("v"), None),
-        Err(PutError::PrefixTooLong { len: 300, max: 255 })
-    );
-    assert!(matches!(
-        node.put(now, &p(), &[0u8; 2000], b("v"), None),
-        Err(PutError::KeyTooLong { .. })
-    ));
-    let big = Bytes::from(vec![0u8; 64 * 1024 + 1]);
-    assert_eq!(
-        node.put(now, &p(), b"k", big, None),
-        Err(PutError::ValueTooLarge {
-            len: 64 * 1024 + 1,
-            max: 64 * 1024
-        })
-    );
-    // Five concurrent siblings of 60 KiB exceed the object limit.
-    let v = Bytes::from(vec![7u8; 60 * 1024]);
-    for _ in 0..4 {
-        node.put(now, &p(), b"k", v.clone(), Some(&VClock::new())).unwrap();
-    }
-    assert!(matches!(
-        node.put(now, &p(), b"k", v, Some(&VClock::new())),
-        Err(PutError::ObjectTooLarge { .. })
-    ));
-    assert_eq!(
-        node.get(&p(), b"k").unwrap().siblings(),
-        4,
-        "a refused put changes nothing"
-    );
-    assert_eq!(node.stats().metadata.puts, 4);
-}
-
 #[test]
 fn a_put_leaves_only_once_durable() {
-    let mut net = Net::mesh(2, |_| {});
+    let mut net = Net::mesh(2);
     net.auto_persist = false;
     let id = net.with(0, |n, now| n.put(now, &p(), b"k", b("v"), None)).unwrap();
     net.run(Duration::from_secs(2));
@@ -238,37 +153,8 @@ fn a_put_leaves_only_once_durable() {
 }
 
 #[test]
-fn persisted_records_restore_the_store() {
-    let mut net = Net::mesh(2, |_| {});
-    for k in 0..20u32 {
-        net.with((k % 2) as usize, |n, now| {
-            n.put(now, &p(), &k.to_be_bytes(), b("v"), None)
-        })
-        .unwrap();
-    }
-    net.with(0, |n, now| n.delete(now, &p(), &3u32.to_be_bytes(), None))
-        .unwrap();
-    net.run(Duration::from_secs(2));
-    let mut fresh: Node<u32> = Node::new(0, Config::mesh(2));
-    for ((prefix, key), object) in &net.disks[0] {
-        fresh.restore(Instant::ZERO, prefix, key, object).unwrap();
-    }
-    assert_eq!(fresh.metadata_hash(), net.node(0).metadata_hash());
-    assert_eq!(fresh.iter(&p()).count(), 19);
-    assert!(fresh.poll_event().is_none(), "restoring emits nothing");
-    assert!(matches!(
-        fresh.restore(Instant::ZERO, &p(), b"k", b"garbage"),
-        Err(RestoreError::Object(_))
-    ));
-    assert!(matches!(
-        fresh.restore(Instant::ZERO, &p(), &[0; 2000], b""),
-        Err(RestoreError::Key(PutError::KeyTooLong { .. }))
-    ));
-}
-
-#[test]
 fn subscriptions_report_changes_with_their_source() {
-    let mut net = Net::mesh(2, |_| {});
+    let mut net = Net::mesh(2);
     let sub = net.with(1, |n, _| n.subscribe(p()));
     net.with(0, |n, now| n.put(now, &p(), b"a", b("1"), None)).unwrap();
     net.with(1, |n, now| n.put(now, &p(), b"b", b("2"), None)).unwrap();
@@ -301,55 +187,13 @@ fn subscriptions_report_changes_with_their_source() {
     assert!(!net.events[1].iter().any(|e| matches!(e, Event::Changed { .. })));
 }
 
-#[test]
-fn an_exchange_repairs_both_ways_without_broadcasting() {
-    let mut net = Net::mesh(2, |_| {});
-    // Seed the stores behind the broadcast's back: each holds objects the
-    // other lacks, and one key differs.
-    let mut source: Node<u32> = Node::new(9, Config::default());
-    let mut put = |k: u32, v: &str| {
-        source.put(Instant::ZERO, &p(), &k.to_be_bytes(), b(v), None).unwrap();
-        let mut last = None;
-        while let Some(e) = source.poll_event() {
-            if let Event::Persist(r) = e {
-                source.persisted(Instant::ZERO, r.id);
-                last = r.object;
-            }
-        }
-        last.unwrap()
-    };
-    let objects: Vec<(u32, Bytes)> = (0..50).map(|k| (k, put(k, "v"))).collect();
-    for (k, o) in &objects {
-        let node = if k % 2 == 0 || *k == 7 { 0 } else { 1 };
-        net.with(node, |n, now| n.restore(now, &p(), &k.to_be_bytes(), o))
-            .unwrap();
-    }
-    let newer = put(7, "newer");
-    net.with(1, |n, now| n.restore(now, &p(), &7u32.to_be_bytes(), &newer))
-        .unwrap();
-    assert_ne!(net.node(0).metadata_hash(), net.node(1).metadata_hash());
-    net.run(Duration::from_secs(25));
-    assert_eq!(net.node(0).metadata_hash(), net.node(1).metadata_hash());
-    assert_eq!(net.node(0).get_resolved(&p(), &7u32.to_be_bytes()), Some(b("newer")));
-    let (s0, s1) = (net.node(0).stats(), net.node(1).stats());
-    assert!(s0.metadata.exchanges_completed + s1.metadata.exchanges_completed >= 1);
-    // Node 0 lacked 24 odd keys and had an older key 7; node 1 lacked 25.
-    assert_eq!((s0.metadata.repaired, s1.metadata.repaired), (25, 25));
-    assert_eq!(
-        s0.metadata.broadcasts + s1.metadata.broadcasts,
-        0,
-        "repairs are not broadcast"
-    );
-    assert_eq!(s0.metadata_plumtree.sent.gossip + s1.metadata_plumtree.sent.gossip, 0);
-}
-
 fn frame(kind: Kind, body: &impl serde::Serialize) -> Vec<u8> {
     wire::encode(kind, body, wire::DEFAULT_MAX_FRAME).unwrap()
 }
 
 #[test]
 fn malformed_metadata_frames_are_wire_errors() {
-    let mut net = Net::mesh(2, |_| {});
+    let mut net = Net::mesh(2);
     net.with(0, |n, now| n.put(now, &p(), b"k", b("v"), None)).unwrap();
     net.run(Duration::from_secs(1));
     let hash = net.node(1).metadata_hash();
@@ -424,38 +268,6 @@ fn malformed_metadata_frames_are_wire_errors() {
     });
 }
 
-#[test]
-fn identifiers_too_large_for_one_frame_are_split() {
-    // A small frame, long keys and a lazy peer: the lazy IHAVE batch of
-    // twenty 900-byte ids cannot fit one 8 KiB frame.
-    let mut net = Net::mesh(3, |c| {
-        c.max_frame = 8 * 1024;
-        c.metadata.max_concurrent_exchanges = 0;
-        c.metadata.plumtree.initial_eager_fanout = Some(1);
-        c.metadata.plumtree.initial_lazy_fanout = Some(1);
-    });
-    for k in 0..20u8 {
-        let mut key = vec![k; 900];
-        key[0] = k;
-        net.with(0, |n, now| n.put(now, &p(), &key, b("v"), None)).unwrap();
-    }
-    net.run(Duration::from_secs(5));
-    for n in net.nodes() {
-        assert_eq!(n.iter(&p()).count(), 20);
-        assert_eq!(n.stats().encode_failures, 0);
-    }
-    let split = net.nodes().any(|n| {
-        let s = n.stats();
-        let c = s.metadata_plumtree.sent;
-        let engine = c.gossip + c.ihave + c.graft + c.attach + c.prune + c.ignored_ihave;
-        s.sent.metadata.messages > engine
-    });
-    assert!(
-        split,
-        "some batch went out in more frames than the engine made messages"
-    );
-}
-
 fn hyparview(retention: Option<Duration>) -> Net {
     let mut c = Config::default().with_membership(MembershipConfig::HyParView(hyparview::Config::for_cluster_size(3)));
     c.metadata.tombstone_retention = retention;
@@ -515,22 +327,6 @@ fn with_partial_views_tombstones_stay_unless_a_horizon_is_set() {
     for n in horizon.nodes() {
         assert_eq!(n.get_resolved(&p(), b"k"), Some(b("reborn")));
     }
-}
-
-#[test]
-fn mesh_collection_needs_every_member() {
-    let mut net = Net::mesh(3, |_| {});
-    net.with(0, |n, now| n.put(now, &p(), b"k", b("v"), None)).unwrap();
-    net.with(0, |n, now| n.delete(now, &p(), b"k", None)).unwrap();
-    net.run(Duration::from_secs(60));
-    for n in net.nodes() {
-        assert!(n.get(&p(), b"k").is_none(), "collected once all three held it");
-        assert_eq!(n.stats().metadata.collected, 1);
-        assert_eq!(n.stats().metadata.gc_pending, 0);
-    }
-    let acks: u64 = net.nodes().map(|n| n.stats().metadata.gc_acks_sent).sum();
-    assert!(acks >= 2, "both non-collectors acknowledged ({acks})");
-    let _ = format!("{:?}", net.node(0).metadata_config());
 }
 
 mod fuzzish {
