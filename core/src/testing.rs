@@ -426,3 +426,122 @@ impl<M: Machine> Network<M> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bounces a countdown back to its sender until it reaches zero; reports
+    /// every number received, and `u32::MAX` when its one timer fires.
+    struct Bounce {
+        out: Vec<(u32, u32)>,
+        events: Vec<u32>,
+        timer: Option<Instant>,
+    }
+
+    impl Bounce {
+        fn new(timer: Option<Instant>) -> Self {
+            Bounce {
+                out: Vec::new(),
+                events: Vec::new(),
+                timer,
+            }
+        }
+    }
+
+    impl Machine for Bounce {
+        type Id = u32;
+        type Message = u32;
+        type Event = u32;
+        type Error = ();
+
+        fn handle_message(&mut self, _: Instant, from: u32, n: u32) -> Result<(), ()> {
+            self.events.push(n);
+            if n > 0 {
+                self.out.push((from, n - 1));
+            }
+            Ok(())
+        }
+
+        fn handle_timeout(&mut self, now: Instant) {
+            assert!(self.timer.is_some_and(|t| t <= now), "fired early");
+            self.timer = None;
+            self.events.push(u32::MAX);
+        }
+
+        fn poll_transmit(&mut self) -> Option<(u32, u32)> {
+            (!self.out.is_empty()).then(|| self.out.remove(0))
+        }
+
+        fn poll_event(&mut self) -> Option<u32> {
+            (!self.events.is_empty()).then(|| self.events.remove(0))
+        }
+
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.timer
+        }
+    }
+
+    fn pair(seed: u64, timer: Option<Instant>) -> Network<Bounce> {
+        let mut net = Network::new(seed);
+        net.add(0, Bounce::new(timer));
+        net.add(1, Bounce::new(None));
+        net
+    }
+
+    #[test]
+    fn the_clock_jumps_to_the_next_deadline() {
+        let mut net = pair(1, Some(Instant::from_millis(3_600_000)));
+        assert!(net.run_until_idle(Duration::from_secs(7200)));
+        assert_eq!(net.now(), Instant::from_millis(3_600_000), "an hour, at once");
+        assert_eq!(net.events(&0), [u32::MAX]);
+        assert!(net.events(&1).is_empty());
+    }
+
+    #[test]
+    fn without_latency_messages_arrive_at_once_in_order() {
+        let mut net = pair(1, None);
+        net.with(&0, |b, _| b.out.extend([(1, 3), (1, 0)]));
+        assert!(net.run_until_idle(Duration::ZERO));
+        assert_eq!(net.now(), Instant::ZERO);
+        assert_eq!(net.events(&1), [3, 0, 1]);
+        assert_eq!(net.events(&0), [2, 0]);
+    }
+
+    #[test]
+    fn latency_and_loss_are_drawn_from_the_seed() {
+        let run = |seed| {
+            let mut net = pair(seed, None);
+            net.set_latency(Duration::from_millis(1), Duration::from_millis(10));
+            net.set_loss(0.3);
+            net.with(&0, |b, _| b.out.extend((0..50).map(|n| (1, n))));
+            assert!(net.run_until_idle(Duration::from_secs(1)));
+            assert!(net.now() > Instant::ZERO && net.now() <= Instant::from_millis(10 * 50));
+            (net.take_events(&0), net.take_events(&1), net.lost(), net.now())
+        };
+        let a = run(5);
+        assert!(a.2 > 0, "some messages were lost");
+        assert_eq!(a, run(5), "the same seed gives the same run");
+        assert_ne!(a, run(6));
+    }
+
+    #[test]
+    fn held_messages_wait_to_be_taken() {
+        let mut net = pair(1, Some(Instant::from_millis(10)));
+        net.hold(true);
+        net.with(&0, |b, _| b.out.extend([(1, 1), (1, 0), (7, 0)]));
+        assert_eq!((net.in_flight(), net.undeliverable()), (2, 1));
+        net.run_for(Duration::from_secs(1));
+        assert_eq!(net.events(&0), [u32::MAX], "timers still fire");
+        assert!(net.events(&1).is_empty(), "nothing delivered");
+        assert_eq!(net.peek(&1).map(|f| f.message), Some(1));
+        let first = net.take(&1).unwrap();
+        assert_eq!((first.from, first.message), (0, 1));
+        assert_eq!(net.deliver(first.clone()), Ok(()));
+        assert_eq!(net.deliver(first), Ok(()));
+        assert_eq!(net.events(&1), [1, 1]);
+        assert_eq!(net.in_flight(), 3, "one left, and two replies");
+        net.clear();
+        assert_eq!(net.in_flight(), 0);
+    }
+}
