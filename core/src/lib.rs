@@ -48,6 +48,8 @@
 //! - [`wire`]: versioned frames with typed decode errors.
 //! - [`node`]: the [`Node`], which composes them behind one
 //!   sans-IO contract.
+//! - `testing` (feature `testing`): a deterministic virtual-time network
+//!   for tests, fuzzers and examples.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
@@ -67,6 +69,8 @@ pub mod metadata;
 pub mod node;
 #[doc(hidden)]
 pub mod rng;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod wire;
 

@@ -15,12 +15,12 @@
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
+use epidemic_core::Duration;
 use epidemic_core::hashtree;
 use epidemic_core::metadata::{self, FullPrefix};
 use epidemic_core::node::{Config, Event, LinkEvent, Node};
-use epidemic_core::{Duration, Instant};
+use epidemic_core::testing::{Flight, Network};
 use libfuzzer_sys::fuzz_target;
-use std::collections::VecDeque;
 
 #[derive(Arbitrary, Debug)]
 enum Input {
@@ -56,73 +56,74 @@ fn config(seed: u64) -> Config {
     config
 }
 
+/// The two nodes on the core's virtual-time network, held: a frame arrives
+/// only when an input says so. A corrupted frame may name members that do
+/// not exist; the network drops what is sent to them.
 struct Pair {
-    nodes: [Node<u32>; 2],
-    /// Frames in flight towards each node, in order.
-    wire: [VecDeque<Vec<u8>>; 2],
-    now: Instant,
+    net: Network<Node<u32>>,
 }
 
 impl Pair {
     fn new() -> Self {
-        let mut pair = Pair {
-            nodes: [Node::new(0, config(1)), Node::new(1, config(2))],
-            wire: [VecDeque::new(), VecDeque::new()],
-            now: Instant::ZERO,
-        };
-        pair.nodes[1].join(pair.now, [0]);
-        pair.pump();
+        let mut net = Network::new(0);
+        net.hold(true);
+        net.add(0, Node::new(0, config(1)));
+        net.add(1, Node::new(1, config(2)));
+        let mut pair = Pair { net };
+        pair.net.with(&1, |node, now| node.join(now, [0]));
+        pair.persist();
         pair
     }
 
-    /// Moves every output onto the wire and confirms every persist record
-    /// (a synchronous disk).
-    fn pump(&mut self) {
-        let now = self.now;
-        for i in 0..2 {
-            while let Some(t) = self.nodes[i].poll_transmit() {
-                // A corrupted frame may name members that do not exist:
-                // frames to them go nowhere. The wire is drained by the
-                // steps; cap it anyway.
-                if let Some(wire) = self.wire.get_mut(t.to as usize)
-                    && wire.len() < 10_000
-                {
-                    wire.push_back(t.frame);
-                }
-            }
-            while let Some(event) = self.nodes[i].poll_event() {
-                if let Event::Persist(record) = event {
-                    self.nodes[i].persisted(now, record.id);
+    /// Confirms every persist record (a synchronous disk).
+    fn persist(&mut self) {
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for i in 0..2 {
+                for event in self.net.take_events(&i) {
+                    if let Event::Persist(record) = event {
+                        progressed = true;
+                        self.net.with(&i, |node, now| node.persisted(now, record.id));
+                    }
                 }
             }
         }
     }
 
-    /// Hands the next frame towards `to` in; a refused frame closes the link
-    /// at both ends, and it comes back up at once.
-    fn deliver(&mut self, to: usize, frame: &[u8]) {
+    /// Hands `frame` to `to`; a refused frame closes the link at both ends,
+    /// and it comes back up at once.
+    fn deliver(&mut self, to: u32, frame: Vec<u8>) {
         let from = 1 - to;
-        if self.nodes[to].handle_frame(self.now, from as u32, frame).is_err() {
-            for (i, node) in self.nodes.iter_mut().enumerate() {
-                node.handle_link(self.now, (1 - i) as u32, LinkEvent::Down);
+        if self
+            .net
+            .deliver(Flight {
+                from,
+                to,
+                message: frame,
+            })
+            .is_err()
+        {
+            for i in 0..2 {
+                self.net
+                    .with(&i, |node, now| node.handle_link(now, 1 - i, LinkEvent::Down));
             }
             // What was in flight, and what the nodes said to the closed
             // link, is lost with it.
-            self.pump();
-            self.wire = [VecDeque::new(), VecDeque::new()];
-            for (i, node) in self.nodes.iter_mut().enumerate() {
-                node.handle_link(self.now, (1 - i) as u32, LinkEvent::Up);
+            self.persist();
+            self.net.clear();
+            for i in 0..2 {
+                self.net
+                    .with(&i, |node, now| node.handle_link(now, 1 - i, LinkEvent::Up));
             }
         }
-        self.pump();
+        self.persist();
     }
 
+    /// Time passes: every deadline due fires, at its time.
     fn advance(&mut self, by: Duration) {
-        self.now += by;
-        for node in &mut self.nodes {
-            node.handle_timeout(self.now);
-        }
-        self.pump();
+        self.net.run_for(by);
+        self.persist();
     }
 }
 
@@ -138,41 +139,46 @@ fuzz_target!(|inputs: Vec<Input>| {
                 len,
                 with_context,
             } => {
-                let n = &mut pair.nodes[usize::from(node)];
                 let key = [key % 8];
-                let context = with_context
-                    .then(|| n.get(&prefix, &key).map(|r| r.into_context()))
-                    .flatten();
                 let value = Bytes::from(vec![key[0]; usize::from(len)]);
-                n.put(pair.now, &prefix, &key, value, context.as_ref())
+                pair.net
+                    .with(&u32::from(node), |n, now| {
+                        let context = with_context
+                            .then(|| n.get(&prefix, &key).map(|r| r.into_context()))
+                            .flatten();
+                        n.put(now, &prefix, &key, value, context.as_ref())
+                    })
                     .expect("small keys and values are accepted");
+                pair.persist();
             }
             Input::Delete { node, key } => {
-                let n = &mut pair.nodes[usize::from(node)];
-                n.delete(pair.now, &prefix, &[key % 8], None)
+                pair.net
+                    .with(&u32::from(node), |n, now| n.delete(now, &prefix, &[key % 8], None))
                     .expect("small keys are accepted");
+                pair.persist();
             }
             Input::Advance { millis } => pair.advance(Duration::from_millis(millis.into())),
             Input::Deliver { to, corrupt } => {
-                let to = usize::from(to);
-                if let Some(mut frame) = pair.wire[to].pop_front() {
+                let to = u32::from(to);
+                if let Some(Flight { message: mut frame, .. }) = pair.net.take(&to) {
                     if let Some((at, xor)) = corrupt.filter(|&(_, x)| x != 0 && !frame.is_empty()) {
                         let at = usize::from(at) % frame.len();
                         frame[at] ^= xor;
                         clean = false;
                     }
-                    pair.deliver(to, &frame);
+                    pair.deliver(to, frame);
                 }
             }
             Input::Drop { to } => {
-                if pair.wire[usize::from(to)].pop_front().is_some() {
+                if pair.net.take(&u32::from(to)).is_some() {
                     clean = false;
                 }
             }
             Input::Duplicate { to } => {
-                let to = usize::from(to);
-                if let Some(frame) = pair.wire[to].front().cloned() {
-                    pair.deliver(to, &frame);
+                // A copy now; the original stays in flight.
+                let to = u32::from(to);
+                if let Some(frame) = pair.net.peek(&to).map(|f| f.message.clone()) {
+                    pair.deliver(to, frame);
                 }
             }
         }
@@ -184,15 +190,15 @@ fuzz_target!(|inputs: Vec<Input>| {
     // (the anti-entropy tick is 10 s).
     for _ in 0..120 {
         for to in 0..2 {
-            while let Some(frame) = pair.wire[to].pop_front() {
-                pair.deliver(to, &frame);
+            while let Some(Flight { message: frame, .. }) = pair.net.take(&to) {
+                pair.deliver(to, frame);
             }
         }
         pair.advance(Duration::from_secs(1));
     }
     assert_eq!(
-        pair.nodes[0].metadata_hash(),
-        pair.nodes[1].metadata_hash(),
+        pair.net.node(&0).metadata_hash(),
+        pair.net.node(&1).metadata_hash(),
         "two nodes on a perfect link for 120 s hold the same store"
     );
 });

@@ -1,7 +1,8 @@
 //! The replicated metadata store on the bus: convergence, siblings, repair
-//! after a crash, partitions, CRDT values and tombstone collection. Every
-//! test is seeded and asserts its outcome; figures are printed, not
-//! asserted.
+//! after a crash, partitions, CRDT values and tombstone collection (which
+//! needs every member). The store's API at one node or two is in
+//! `store.rs`. Every test is seeded and asserts its outcome; figures are
+//! printed, not asserted.
 
 mod common;
 
@@ -374,11 +375,24 @@ fn tombstones_wait_for_a_partitioned_member_then_go_everywhere() {
     );
     bus.run_for(Duration::from_secs(60));
     assert!(!held_anywhere(&bus, members.clone(), b"doomed"), "and stays gone");
-    for id in members {
+    for &id in &members {
         let node = bus.node(id).unwrap();
         assert_eq!(node.stats().metadata.collected, 1, "node {id}");
+        assert_eq!(node.stats().metadata.gc_pending, 0, "node {id}");
         assert_eq!(node.get_resolved(&p, b"kept").as_deref(), Some(&b"stays"[..]));
     }
+    // Node 0, the smallest member, is the collector; every other member
+    // acknowledged the tombstone to it.
+    for &id in &members[1..] {
+        let acks = bus.node(id).unwrap().stats().metadata.gc_acks_sent;
+        assert!(acks >= 1, "node {id} acknowledged ({acks})");
+    }
+    let acks: u64 = members
+        .iter()
+        .map(|&i| bus.node(i).unwrap().stats().metadata.gc_acks_sent)
+        .sum();
+    assert!(acks >= 2, "the non-collectors acknowledged ({acks})");
+    let _ = format!("{:?}", bus.node(0).unwrap().metadata_config());
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! Whole-network behaviour over a fixed overlay of 100 nodes.
+//! Whole-network behaviour over a fixed overlay of 100 nodes. This is the
+//! one home of the loss and per-root tree tests; the bus keeps the
+//! full-stack runs that add something (HyParView, churn, scale).
 
 use super::net::{Id, Net};
 use crate::broadcast::{Config, TreeMode};
@@ -27,7 +29,7 @@ fn shared_tree_from_one_sender_converges_to_rmr_zero() {
         rmr.push(net.rmr(id));
     }
     println!("shared, one sender: RMR per broadcast {rmr:.3?}");
-    println!("LDH {:?}", net.ldh.values().collect::<Vec<_>>());
+    println!("LDH {:?}", net.ldh().values().collect::<Vec<_>>());
     assert!(rmr[0] > 1.0, "the first broadcast floods the overlay");
     assert!(rmr[10..].iter().all(|&r| r == 0.0), "a spanning tree after warm-up");
 }
@@ -49,15 +51,19 @@ fn per_root_trees_converge_for_every_sender() {
         println!("per-root, sender {}: RMR {r:.3?}", senders[k]);
         assert!(r[0] > 1.0);
         assert!(r[6..].iter().all(|&x| x == 0.0), "sender {}: {r:?}", senders[k]);
+        // The bound the bus's every-node-a-sender run asserted for per-root
+        // trees (merged here): a mean RMR of at most 0.2 after warm-up.
+        let mean = r[6..].iter().sum::<f64>() / r[6..].len() as f64;
+        assert!(mean <= 0.2, "sender {}: mean RMR {mean}", senders[k]);
     }
     // Sender-based trees: somewhere the trees of two roots differ.
-    let differ = net.nodes.iter().any(|n| {
+    let differ = net.nodes().any(|n| {
         let a: Vec<_> = n.eager_peers(&0).collect();
         let b: Vec<_> = n.eager_peers(&50).collect();
         a != b
     });
     assert!(differ, "every node has the same eager set for two roots");
-    let roots = net.nodes.iter().map(|n| n.stats().tracked_roots).max().unwrap();
+    let roots = net.nodes().map(|n| n.stats().tracked_roots).max().unwrap();
     assert!(roots <= senders.len());
 }
 
@@ -95,7 +101,7 @@ fn lossy(config: &Config, seed: u64) {
             assert!(net.run_until_quiet(QUIET));
         }
     }
-    net.loss = 0.2;
+    net.set_loss(0.2);
     let mut ids: Vec<Id> = Vec::new();
     for seq in 3..13 {
         for &s in &senders {
@@ -105,12 +111,15 @@ fn lossy(config: &Config, seed: u64) {
         }
     }
     assert!(net.run_until_quiet(QUIET), "never went quiet");
+    assert!(net.lost() > 0, "messages were lost");
+    // Exactly once: every node but the origin delivered, none twice (the
+    // bus's 100% reliability and no duplicates, merged here).
     for &id in &ids {
         net.assert_exactly_once(id);
     }
     let mut grafts = 0;
     let mut resent = 0;
-    for n in &net.nodes {
+    for n in net.nodes() {
         let s = n.stats();
         grafts += s.timer_grafts;
         resent += s.announcements_resent;
@@ -125,7 +134,7 @@ fn lossy(config: &Config, seed: u64) {
         "{:?}, 20% loss: {} messages lost, {grafts} timer grafts, {resent} announcements re-sent; \
          all {} broadcasts reached all {N} nodes; RMR {rmr:.2?}",
         config.tree,
-        net.lost,
+        net.lost(),
         ids.len()
     );
     assert!(
@@ -149,7 +158,7 @@ fn full_mesh_with_riak_fanout() {
         (Some(5), None)
     );
     let mut net = Net::complete(n, &config, 6);
-    let initial = net.nodes.iter().map(|n| n.eager_peers(&0).count()).max().unwrap();
+    let initial = net.nodes().map(|n| n.eager_peers(&0).count()).max().unwrap();
     assert_eq!(initial, 5);
     let mut rmr = Vec::new();
     for seq in 0..10 {
@@ -168,16 +177,16 @@ fn full_mesh_with_riak_fanout() {
 fn runs_are_deterministic() {
     let run = || {
         let mut net = Net::new(60, 5, &Config::default(), 9);
-        net.loss = 0.1;
+        net.set_loss(0.1);
         for seq in 0..5 {
             net.broadcast(seq * 11, seq);
             net.run_until_quiet(Duration::from_millis(300));
         }
         net.run_until_quiet(QUIET);
         (
-            net.deliveries.clone(),
-            net.nodes.iter().map(|n| n.stats()).collect::<Vec<_>>(),
-            net.now,
+            net.deliveries(),
+            net.nodes().map(|n| n.stats()).collect::<Vec<_>>(),
+            net.now(),
         )
     };
     assert!(run() == run());
