@@ -82,7 +82,7 @@ impl Pair {
             progressed = false;
             for i in 0..2 {
                 for event in self.net.take_events(&i) {
-                    if let Event::Persist(record) = event {
+                    if let Event::Metadata(metadata::Event::Persist(record)) = event {
                         progressed = true;
                         self.net.with(&i, |node, now| node.persisted(now, record.id));
                     }

@@ -325,8 +325,10 @@ impl Core {
             let mut confirm: Vec<PersistId> = Vec::new();
             while let Some(event) = self.node.poll_event() {
                 match event {
-                    Event::Persist(record) => confirm.extend(self.durability.persist(record)),
-                    Event::PutDurable(id) => self.durability.put_durable(id),
+                    Event::Metadata(epidemic_core::metadata::Event::Persist(record)) => {
+                        confirm.extend(self.durability.persist(record))
+                    }
+                    Event::Metadata(epidemic_core::metadata::Event::PutDurable(id)) => self.durability.put_durable(id),
                     event => self.publish(event),
                 }
             }

@@ -345,7 +345,7 @@ impl Handle {
     }
 
     /// Subscribes to changes under `prefix`: from now on the event stream
-    /// carries `Event::Changed` with the returned id for each changed key.
+    /// carries `Event::Metadata(metadata::Event::Changed)` with the returned id for each changed key.
     pub async fn subscribe(&self, prefix: &FullPrefix) -> Result<SubscriptionId, Error> {
         let prefix = prefix.clone();
         self.request(|reply| Command::Subscribe { prefix, reply }).await

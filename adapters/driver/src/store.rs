@@ -1,12 +1,12 @@
 //! Persistence of the metadata store in redb.
 //!
 //! The node stays pure: whenever an object must be durable it emits
-//! `Event::Persist` with the whole encoded object. The driver hands each
+//! `metadata::Event::Persist` with the whole encoded object. The driver hands each
 //! record, in order, to a writer thread of its own (redb is blocking I/O and
 //! must never run on the loop), which writes every record queued so far in
 //! one transaction, commits it durably (fsync), and only then reports the
 //! records' ids back. The loop then calls `Node::persisted`, which brings
-//! `Event::PutDurable` for a put, and only then is the put acknowledged to
+//! `metadata::Event::PutDurable` for a put, and only then is the put acknowledged to
 //! its caller. So **an acknowledged put is on disk**, whatever happens to the
 //! process afterwards.
 //!

@@ -41,7 +41,7 @@ fn objects(prefix: &FullPrefix, n: usize) -> Vec<(Vec<u8>, Bytes)> {
             )
             .expect("small put");
         while let Some(e) = source.poll_event() {
-            if let Event::Persist(record) = e {
+            if let Event::Metadata(epidemic_core::metadata::Event::Persist(record)) = e {
                 source.persisted(Instant::ZERO, record.id);
                 out.push((k.clone(), record.object.expect("a put")));
             }

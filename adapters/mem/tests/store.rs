@@ -159,7 +159,7 @@ fn an_exchange_repairs_both_ways_without_broadcasting() {
         source.put(Instant::ZERO, &p(), &k.to_be_bytes(), b(v), None).unwrap();
         let mut last = None;
         while let Some(e) = source.poll_event() {
-            if let Event::Persist(r) = e {
+            if let Event::Metadata(epidemic_core::metadata::Event::Persist(r)) = e {
                 source.persisted(Instant::ZERO, r.id);
                 last = r.object;
             }

@@ -13,7 +13,7 @@
 //! first broadcast after the failure already does, 1 when the next cycle's
 //! does. After a large failure a few survivors know no live node: their
 //! views hold only failed nodes, or only other such survivors
-//! ([`Cluster::reachable_from`]). HyParView connects a node only to peers it
+//! (`Cluster::reachable_from`). HyParView connects a node only to peers it
 //! knows, so they come back only if a live node that still lists them
 //! promotes them, or through a fresh join. They are reported as *cut off*,
 //! and healing does not wait for them (the paper cannot reach them either:

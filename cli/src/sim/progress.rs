@@ -10,7 +10,7 @@ const SHOW_AFTER: Duration = Duration::from_secs(1);
 
 /// Counts units of work (cycles, unless [`Progress::set_unit`] says
 /// otherwise) done across every worker. Hidden until the run has lasted
-/// [`SHOW_AFTER`], and for good when disabled or when stderr is not a
+/// `SHOW_AFTER` (one second), and for good when disabled or when stderr is not a
 /// terminal, so it never mixes with `--format json` on stdout nor litters a
 /// log.
 pub struct Progress {

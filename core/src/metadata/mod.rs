@@ -148,7 +148,7 @@
 //! one, holds everything [`Node::restore`](crate::node::Node::restore) needs
 //! after a restart. It then confirms each record with
 //! [`Node::persisted`](crate::node::Node::persisted). A `put` returns a
-//! [`PutId`]; [`PutDurable`](crate::node::Event::PutDurable) follows once
+//! [`PutId`]; [`PutDurable`](Event::PutDurable) follows once
 //! the driver has confirmed the put's record.
 //!
 //! **Nothing a node wrote leaves it before it is durable.** A key with an
@@ -268,7 +268,7 @@ pub(crate) use message::{validate, validate_broadcast};
 #[doc(hidden)]
 pub use object::Object;
 pub use object::{Read, Value};
-pub(crate) use replica::{Notice, Outbound, Peers, Replica};
+pub(crate) use replica::{Outbound, Peers, Replica};
 
 use crate::broadcast;
 use crate::clock::VClock;
@@ -347,6 +347,34 @@ impl<I: Ord + Clone> Ord for Id<I> {
             .then_with(|| self.key.cmp(&other.key))
             .then_with(|| self.context.iter().cmp(other.context.iter()))
     }
+}
+
+/// What the store tells the application, through
+/// [`Node::poll_event`](crate::Node::poll_event) as
+/// [`Event::Metadata`](crate::Event::Metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An object must be made durable: write it (replacing what is stored
+    /// under its key, or removing the key if `object` is `None`), in the
+    /// order the records are emitted, then call
+    /// [`Node::persisted`](crate::Node::persisted) with its id. See
+    /// "Durability" in the [module docs](self).
+    Persist(Persist),
+    /// A put or delete is durable: the driver confirmed its record.
+    PutDurable(PutId),
+    /// A key under a subscribed prefix changed
+    /// ([`Node::subscribe`](crate::Node::subscribe)).
+    Changed {
+        /// The subscription it matches.
+        subscription: SubscriptionId,
+        /// The key's full prefix.
+        prefix: FullPrefix,
+        /// The key; read it with [`Node::get`](crate::Node::get).
+        key: Bytes,
+        /// How the change arrived.
+        source: ChangeSource,
+    },
 }
 
 /// A record to persist; see "Durability" in the [module docs](self).

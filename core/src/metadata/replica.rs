@@ -8,8 +8,8 @@ use super::message::Message;
 use super::object::{Object, Read, lww_sibling};
 use super::store::{Store, tree_key};
 use super::{
-    Actor, ChangeSource, Config, Context, FullPrefix, Id, MAX_PREFIX_LEN, Merger, Persist, PersistId, PutError, PutId,
-    RestoreError, Stats, SubscriptionId,
+    Actor, ChangeSource, Config, Context, Event, FullPrefix, Id, MAX_PREFIX_LEN, Merger, Persist, PersistId, PutError,
+    PutId, RestoreError, Stats, SubscriptionId,
 };
 use crate::broadcast::Plumtree;
 use crate::clock::VClock;
@@ -24,19 +24,6 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// A stored key: its full prefix and the key.
 pub(crate) type Key = (FullPrefix, Bytes);
-
-/// What the replica tells the node's application.
-#[derive(Debug)]
-pub(crate) enum Notice {
-    Persist(Persist),
-    PutDurable(PutId),
-    Changed {
-        subscription: SubscriptionId,
-        prefix: FullPrefix,
-        key: Bytes,
-        source: ChangeSource,
-    },
-}
 
 /// What the node knows of its peers, handed to the replica's timers.
 pub(crate) struct Peers<'a, I> {
@@ -79,7 +66,7 @@ pub(crate) struct Core<I: Ord> {
     to_resolve: BTreeSet<Key>,
     /// Keys whose writes are clean and to be broadcast.
     ready: BTreeSet<Key>,
-    pub(super) notices: VecDeque<Notice>,
+    pub(super) events: VecDeque<Event>,
     pub(super) stats: Stats,
 }
 
@@ -156,7 +143,7 @@ impl<I: Identity> Core<I> {
         let id = self.record(prefix, key, Some(encoded), put);
         if let Some(subs) = self.by_prefix.get(prefix) {
             for &subscription in subs {
-                self.notices.push_back(Notice::Changed {
+                self.events.push_back(Event::Changed {
                     subscription,
                     prefix: prefix.clone(),
                     key: key.clone(),
@@ -176,7 +163,7 @@ impl<I: Identity> Core<I> {
             let k = (prefix.clone(), key.clone());
             *self.durability.pending.entry(k.clone()).or_insert(0) += 1;
             self.durability.unconfirmed.insert(id, (k, put));
-            self.notices.push_back(Notice::Persist(Persist {
+            self.events.push_back(Event::Persist(Persist {
                 id: PersistId(id),
                 put: put.then_some(PutId(id)),
                 prefix: prefix.clone(),
@@ -236,7 +223,7 @@ impl<I: Identity> Replica<I> {
                 mergers: BTreeMap::new(),
                 to_resolve: BTreeSet::new(),
                 ready: BTreeSet::new(),
-                notices: VecDeque::new(),
+                events: VecDeque::new(),
                 stats: Stats::default(),
             },
         }
@@ -406,7 +393,7 @@ impl<I: Identity> Replica<I> {
             self.core.ready.insert(key);
         }
         if put {
-            self.core.notices.push_back(Notice::PutDurable(PutId(id.0)));
+            self.core.events.push_back(Event::PutDurable(PutId(id.0)));
         }
         self.flush(now);
     }
@@ -593,7 +580,7 @@ impl<I: Identity> Replica<I> {
     /// The next message to send: broadcast traffic first, then
     /// anti-entropy.
     pub(crate) fn poll_transmit(&mut self) -> Option<(I, Outbound<I>)> {
-        // Deliveries reach the application as `Changed` notices (the store
+        // Deliveries reach the application as `Changed` events (the store
         // merged them already): the engine's own events carry nothing more.
         while self.plumtree.poll_event().is_some() {}
         if let Some((to, m)) = self.plumtree.poll_transmit() {
@@ -623,13 +610,13 @@ impl<I: Identity> Replica<I> {
         &self.plumtree
     }
 
-    pub(crate) fn poll_notice(&mut self) -> Option<Notice> {
-        self.core.notices.pop_front()
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.core.events.pop_front()
     }
 
     /// Nothing in flight: no broadcast work, no exchange running, no output.
     pub(crate) fn is_idle(&self) -> bool {
-        self.plumtree.is_idle() && self.ae.sessions() == 0 && self.transmits.is_empty() && self.core.notices.is_empty()
+        self.plumtree.is_idle() && self.ae.sessions() == 0 && self.transmits.is_empty() && self.core.events.is_empty()
     }
 
     pub(crate) fn send(&mut self, to: I, message: Message<Actor<I>>) {

@@ -88,7 +88,7 @@ impl Net {
             for i in 0..self.disks.len() {
                 for e in self.net.take_events(&(i as u32)) {
                     match e {
-                        Event::Persist(p) => {
+                        Event::Metadata(super::Event::Persist(p)) => {
                             let key = (p.prefix.clone(), p.key.clone());
                             match &p.object {
                                 Some(o) => self.disks[i].insert(key, o.clone()),
@@ -152,10 +152,10 @@ fn a_put_leaves_only_once_durable() {
     );
     assert_eq!(net.node(0).stats().metadata.held, 1);
     assert_eq!(net.disks[0].len(), 1, "but emitted for persistence");
-    assert!(!net.events[0].contains(&Event::PutDurable(id)));
+    assert!(!net.events[0].contains(&Event::Metadata(super::Event::PutDurable(id))));
     net.auto_persist = true;
     net.run(Duration::from_secs(2));
-    assert!(net.events[0].contains(&Event::PutDurable(id)));
+    assert!(net.events[0].contains(&Event::Metadata(super::Event::PutDurable(id))));
     assert_eq!(net.node(1).get_resolved(&p(), b"k"), Some(b("v")));
     assert_eq!(net.node(0).stats().metadata.held, 0);
     assert_eq!(net.node(0).stats().metadata.unconfirmed, 0);
@@ -175,12 +175,12 @@ fn subscriptions_report_changes_with_their_source() {
     let changes: Vec<(Bytes, ChangeSource)> = net.events[1]
         .iter()
         .filter_map(|e| match e {
-            Event::Changed {
+            Event::Metadata(super::Event::Changed {
                 subscription,
                 key,
                 source,
                 ..
-            } if *subscription == sub => Some((key.clone(), *source)),
+            }) if *subscription == sub => Some((key.clone(), *source)),
             _ => None,
         })
         .collect();
@@ -193,7 +193,11 @@ fn subscriptions_report_changes_with_their_source() {
     net.events[1].clear();
     net.with(0, |n, now| n.put(now, &p(), b"a", b("again"), None)).unwrap();
     net.run(Duration::from_secs(1));
-    assert!(!net.events[1].iter().any(|e| matches!(e, Event::Changed { .. })));
+    assert!(
+        !net.events[1]
+            .iter()
+            .any(|e| matches!(e, Event::Metadata(super::Event::Changed { .. })))
+    );
 }
 
 fn frame(kind: Kind, body: &impl serde::Serialize) -> Vec<u8> {

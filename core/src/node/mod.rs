@@ -87,13 +87,13 @@
 //!
 //! [`Node::put`], [`Node::get`] and [`Node::delete`] work on a key-value store
 //! that every node replicates whole ([`metadata`] has the design). Writes
-//! become [`Event::Persist`] records: the driver writes each one, confirms it
+//! become [`metadata::Event::Persist`] records: the driver writes each one, confirms it
 //! with [`Node::persisted`], and only then does the write leave the node
-//! (and [`Event::PutDurable`] report it durable). After a restart the driver
+//! (and [`metadata::Event::PutDurable`] report it durable). After a restart the driver
 //! hands the records back with [`Node::restore`].
 //!
 //! ```
-//! use epidemic_core::metadata::FullPrefix;
+//! use epidemic_core::metadata::{self, FullPrefix};
 //! use epidemic_core::node::{Config, Event, Node};
 //! use epidemic_core::{Duration, Instant};
 //! use bytes::Bytes;
@@ -122,7 +122,7 @@
 //!             }
 //!             while let Some(event) = nodes[i].poll_event() {
 //!                 progressed = true;
-//!                 if let Event::Persist(record) = event {
+//!                 if let Event::Metadata(metadata::Event::Persist(record)) = event {
 //!                     match &record.object {
 //!                         Some(object) => disks[i].insert((record.prefix.clone(), record.key.clone()), object.clone()),
 //!                         None => disks[i].remove(&(record.prefix.clone(), record.key.clone())),
@@ -185,8 +185,8 @@ use crate::broadcast::{self, BroadcastError, Plumtree};
 use crate::hashtree::Digest;
 use crate::membership::{self, Membership};
 use crate::metadata::{
-    self, Actor, ChangeSource, Context, FullPrefix, Merger, Notice, Peers, Persist, PersistId, PutError, PutId, Read,
-    Replica, RestoreError, SubscriptionId,
+    self, Actor, Context, FullPrefix, Merger, Peers, PersistId, PutError, PutId, Read, Replica, RestoreError,
+    SubscriptionId,
 };
 use crate::wire::{self, WireError};
 use crate::{Identity, Instant};
@@ -228,24 +228,9 @@ pub enum Event<I> {
         /// Hops it travelled; the origin's first send is hop 1.
         hops: u32,
     },
-    /// A metadata object must be made durable: write it (replacing what is
-    /// stored under its key, or removing the key if `object` is `None`), in
-    /// the order the records are emitted, then call [`Node::persisted`] with
-    /// its id. See "Durability" in [`metadata`].
-    Persist(Persist),
-    /// A put or delete is durable: the driver confirmed its record.
-    PutDurable(PutId),
-    /// A key under a subscribed prefix changed ([`Node::subscribe`]).
-    Changed {
-        /// The subscription it matches.
-        subscription: SubscriptionId,
-        /// The key's full prefix.
-        prefix: FullPrefix,
-        /// The key; read it with [`Node::get`].
-        key: Bytes,
-        /// How the change arrived.
-        source: ChangeSource,
-    },
+    /// The metadata store has something for the application: a record to
+    /// make durable, a durable put, or a change under a subscribed prefix.
+    Metadata(metadata::Event),
 }
 
 /// A decoded frame, routed to the machine that handles it.
@@ -562,8 +547,8 @@ impl<I: Identity> Node<I> {
     /// holds; with the context of an earlier [`Read`] it overwrites what that
     /// read saw, and anything newer stays a sibling. The write is visible to
     /// [`Node::get`] at once. It is broadcast once the driver has confirmed
-    /// its [`Event::Persist`] record ([`Node::persisted`]), which also brings
-    /// [`Event::PutDurable`] with the returned id. With
+    /// its [`metadata::Event::Persist`] record ([`Node::persisted`]), which also brings
+    /// [`metadata::Event::PutDurable`] with the returned id. With
     /// [`metadata::Config::durable`] off it is broadcast at once and neither
     /// event is emitted. A key or value over the configured limits is refused
     /// here with nothing changed.
@@ -598,7 +583,7 @@ impl<I: Identity> Node<I> {
         r
     }
 
-    /// The driver has durably written the [`Event::Persist`] record `id`.
+    /// The driver has durably written the [`metadata::Event::Persist`] record `id`.
     /// Unknown ids are ignored.
     pub fn persisted(&mut self, now: Instant, id: PersistId) {
         let now = self.clock(now);
@@ -607,7 +592,7 @@ impl<I: Identity> Node<I> {
     }
 
     /// Feeds a persisted object back in after a restart: `object` is the
-    /// bytes of an [`Event::Persist`] record stored under `(prefix, key)`.
+    /// bytes of an [`metadata::Event::Persist`] record stored under `(prefix, key)`.
     /// It is merged into the store without events or broadcast. Restore
     /// every record before [`Node::join`].
     pub fn restore(
@@ -623,7 +608,7 @@ impl<I: Identity> Node<I> {
         r
     }
 
-    /// Emits [`Event::Changed`] for every change under `prefix` from now on.
+    /// Emits [`metadata::Event::Changed`] for every change under `prefix` from now on.
     pub fn subscribe(&mut self, prefix: FullPrefix) -> SubscriptionId {
         self.metadata.subscribe(prefix)
     }
@@ -751,23 +736,9 @@ impl<I: Identity> Node<I> {
                 };
                 self.send(to, &message);
             }
-            while let Some(notice) = self.metadata.poll_notice() {
+            while let Some(event) = self.metadata.poll_event() {
                 progressed = true;
-                self.events.push_back(match notice {
-                    Notice::Persist(p) => Event::Persist(p),
-                    Notice::PutDurable(id) => Event::PutDurable(id),
-                    Notice::Changed {
-                        subscription,
-                        prefix,
-                        key,
-                        source,
-                    } => Event::Changed {
-                        subscription,
-                        prefix,
-                        key,
-                        source,
-                    },
-                });
+                self.events.push_back(Event::Metadata(event));
             }
             if !progressed {
                 break;

@@ -97,7 +97,7 @@ pub enum Observation {
         /// The broadcast.
         id: BroadcastId<Id>,
     },
-    /// Node `at` emitted [`Event::PutDurable`]: the put or delete is
+    /// Node `at` emitted [`metadata::Event::PutDurable`](epidemic_core::metadata::Event::PutDurable): the put or delete is
     /// acknowledged.
     PutDurable {
         /// The node that coordinated the write.

@@ -74,8 +74,8 @@ impl Bus {
                         });
                     }
                 }
-                Event::Persist(record) => persisted.push(record.clone()),
-                Event::PutDurable(put) => {
+                Event::Metadata(epidemic_core::metadata::Event::Persist(record)) => persisted.push(record.clone()),
+                Event::Metadata(epidemic_core::metadata::Event::PutDurable(put)) => {
                     if let Some(log) = &mut self.observations {
                         log.push(Observation::PutDurable { at: id, put: *put });
                     }

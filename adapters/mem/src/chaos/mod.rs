@@ -24,7 +24,7 @@
 //! - [`check`]: the [`Invariant`]s, deliveries and structure bounds.
 //! - [`runner`]: executes a schedule, then heals everything, restarts every
 //!   crashed node, waits for quiescence and anti-entropy, and checks.
-//! - [`shrink`]: a smaller schedule that breaks the same invariant.
+//! - [`shrink()`]: a smaller schedule that breaks the same invariant.
 //!
 //! ```
 //! use epidemic_mem::chaos::{self, GenOptions, Schedule};
