@@ -8,12 +8,15 @@
 //! members                ->  one address per line, this node's included
 //! stats                  ->  one line of name=value counters
 //! stats json             ->  every counter of the core and the driver, as JSON
+//! help                   ->  the commands
 //! ```
 //!
 //! `PREFIX` is `prefix` or `prefix/subprefix`; `VALUE` is the rest of the
 //! line. A put answers `ok` once the write is on disk. Anything wrong
-//! answers one line starting with `error:`. End of input leaves the cluster
-//! gracefully and exits; neighbours coming and going are reported on stderr.
+//! answers one line starting with `error:`, and the node goes on. After the
+//! end of input (or with `--no-stdin`) the node keeps serving; SIGINT or
+//! SIGTERM leaves the cluster gracefully and exits. Neighbours coming and
+//! going are reported on stderr.
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -23,11 +26,14 @@ use epidemic_driver::Handle;
 use epidemic_driver::tls::TlsConfig;
 use futures_lite::StreamExt;
 use futures_lite::future::block_on;
-use std::io::{BufRead, Write};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod file;
+mod lines;
 
 use file::NodeFile;
 
@@ -89,6 +95,11 @@ pub(crate) struct NodeArgs {
     /// Log one JSON object per line instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Read no commands: serve until SIGINT or SIGTERM (as a service).
+    /// Without it, commands are read until the end of stdin, and the node
+    /// keeps serving after that too.
+    #[arg(long)]
+    no_stdin: bool,
 }
 
 /// Logs go to stderr, filtered by `--log`, else `RUST_LOG`, else `info`.
@@ -223,6 +234,17 @@ fn word(s: &str) -> Option<(&str, &str)> {
     Some(s.split_once(char::is_whitespace).unwrap_or((s, "")))
 }
 
+/// What `help` answers.
+const HELP: &str = "\
+put PREFIX KEY VALUE   write VALUE (the rest of the line); ok once on disk
+get PREFIX KEY         the value, its siblings one per line, or not_found
+delete PREFIX KEY      delete the key; ok once on disk
+members                the known members, this node included
+stats                  the main counters on one line
+stats json             every counter of the core and the driver
+help                   this list
+PREFIX is prefix or prefix/subprefix.";
+
 /// Runs one command line; returns the answer lines.
 fn execute(handle: &Handle, line: &str) -> Vec<String> {
     match run_command(handle, line) {
@@ -265,6 +287,7 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
             block_on(handle.delete(&parse_prefix(prefix), key.to_owned(), None))?;
             Ok(vec!["ok".into()])
         }
+        "help" => Ok(HELP.lines().map(str::to_owned).collect()),
         "members" => Ok(block_on(handle.members())?.into_iter().map(|m| m.to_string()).collect()),
         "stats" if rest.trim() == "json" => Ok(vec![serde_json::to_string(&block_on(handle.stats())?)?]),
         "stats" => {
@@ -299,12 +322,38 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
                 d.open_links,
             )])
         }
-        other => bail!("unknown command {other:?} (put, get, delete, members, stats, stats json)"),
+        other => bail!("unknown command {other:?}; `help` lists them"),
+    }
+}
+
+/// Answers each command line of stdin on stdout, until the end of input.
+fn serve_stdin(handle: &Handle) {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut stdout = std::io::stdout();
+    loop {
+        let answers = match lines::next_line(&mut input, lines::MAX_LINE) {
+            Ok(None) => return,
+            Ok(Some(lines::Line::Text(line))) => execute(handle, &line),
+            Ok(Some(lines::Line::NotUtf8)) => vec!["error: the line is not UTF-8".to_owned()],
+            Ok(Some(lines::Line::TooLong)) => vec![format!("error: the line is longer than {} bytes", lines::MAX_LINE)],
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stdin failed: no more commands");
+                return;
+            }
+        };
+        for answer in answers {
+            if writeln!(stdout, "{answer}").is_err() {
+                return;
+            }
+        }
+        let _ = stdout.flush();
     }
 }
 
 /// `epidemic node`.
 pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
+    let no_stdin = args.no_stdin;
     let file = args.effective()?;
     if args.print_config {
         print!("{}", file.to_toml()?);
@@ -331,14 +380,18 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let stdin = std::io::stdin();
-    let mut stdout = std::io::stdout();
-    for line in stdin.lock().lines() {
-        let line = line.context("reading stdin")?;
-        for answer in execute(&handle, &line) {
-            writeln!(stdout, "{answer}")?;
-        }
-        stdout.flush()?;
+    // SIGINT and SIGTERM leave the cluster gracefully: the neighbours hear
+    // a goodbye at once instead of waiting for a timeout.
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing the signal handlers")?;
+    let signal = std::thread::spawn(move || signals.forever().next());
+    if !no_stdin {
+        let handle = handle.clone();
+        // Commands until the end of input, then the node keeps serving:
+        // under nohup, `&` or a supervisor, stdin is empty or closed.
+        std::thread::spawn(move || serve_stdin(&handle));
+    }
+    if let Ok(Some(signal)) = signal.join() {
+        tracing::info!(signal, "leaving the cluster");
     }
     block_on(handle.shutdown())?;
     drop(node);

@@ -91,9 +91,25 @@ impl Proc {
         false
     }
 
-    /// Closes stdin (a graceful leave) and waits for a clean exit.
+    /// Closes stdin (the node keeps serving), then sends SIGTERM (a
+    /// graceful leave) and waits for a clean exit.
     fn finish(mut self) {
         drop(self.stdin.take());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the node exited at the end of its input"
+        );
+        self.terminate();
+    }
+
+    /// SIGTERM, and a clean exit (status 0, not death by the signal).
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{status}");
     }
@@ -228,4 +244,42 @@ fn a_config_file_with_flags_over_it_is_what_print_config_shows() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_typo"));
+}
+
+/// A node run as a service (no stdin) leaves gracefully on SIGTERM: it exits
+/// with status 0 and its peer drops it at once, not after a timeout (TCP
+/// keepalive here: 10 s).
+#[test]
+fn a_service_node_leaves_on_sigterm_and_its_peer_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = |n: &str| dir.path().join(n).display().to_string();
+    let plain = ["--transport", "tcp", "--insecure-tcp"];
+    let mut n1 = node(&[&plain[..], &["--data", &data("n1")]].concat());
+    let mut n2 = node(&[&plain[..], &["--data", &data("n2"), "--no-stdin", "--join", &n1.addr]].concat());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while n1.ask("members").len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(n1.ask("members").len(), 2, "n2 joined");
+    // Unknown commands, bad bytes and help: an answer each, and n1 goes on.
+    assert!(n1.ask("frobnicate")[0].starts_with("error:"));
+    assert!(n1.ask("help").iter().any(|l| l.starts_with("put PREFIX KEY VALUE")));
+    {
+        let stdin = n1.stdin.as_mut().unwrap();
+        stdin.write_all(b"get \xff\xfe k\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    assert_eq!(
+        n1.stdout.recv_timeout(Duration::from_secs(20)).unwrap(),
+        "error: the line is not UTF-8"
+    );
+    n2.terminate();
+    let left = Instant::now();
+    let mut members = n1.ask("members");
+    while members.len() > 1 && left.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(50));
+        members = n1.ask("members");
+    }
+    assert_eq!(members, [n1.addr.clone()], "n1 still lists the node that left");
+    n1.finish();
 }

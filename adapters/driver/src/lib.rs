@@ -1,11 +1,8 @@
 //! # epidemic-driver
 //!
 //! The part of a real-network node that does not depend on the transport:
-//! the TCP ([`epidemic-tcp`]) and QUIC ([`epidemic-quic`]) adapters are thin
-//! layers over it.
-//!
-//! [`epidemic-tcp`]: https://docs.rs/epidemic-tcp
-//! [`epidemic-quic`]: https://docs.rs/epidemic-quic
+//! the TCP (`epidemic-tcp`, in `adapters/tcp`) and QUIC (`epidemic-quic`,
+//! in `adapters/quic`) adapters are thin layers over it.
 //!
 //! ```text
 //!  application threads/tasks            driver loop (one task)            connection tasks
