@@ -241,3 +241,46 @@ fn identifier_batches_are_cut_to_fit_a_frame() {
     }
     assert!(cut, "some node announced the twenty ids in several IHAVEs");
 }
+
+/// A write or broadcast whose frame would exceed `max_frame` is refused at
+/// the call with a typed error; before, both returned `Ok` and were lost
+/// (only `encode_failures` moved). One just under the frame arrives.
+#[test]
+fn writes_and_broadcasts_that_cannot_fit_a_frame_are_refused_at_the_call() {
+    let mut bus = mesh(2, 5, |c| {
+        c.max_frame = 60_000;
+        c.metadata.durable = false;
+    });
+    let big = Bytes::from(vec![7u8; 64_000]);
+    let refused = bus
+        .with_node(0, |n, now| n.put(now, &p(), b"big", big.clone(), None))
+        .unwrap();
+    assert!(
+        matches!(refused, Err(PutError::FrameTooSmall { max: 60_000, .. })),
+        "{refused:?}"
+    );
+    let refused = bus.with_node(0, |n, now| n.broadcast(now, big.clone())).unwrap();
+    assert!(
+        matches!(
+            refused,
+            Err(epidemic_core::BroadcastError::FrameTooSmall { max: 60_000, .. })
+        ),
+        "{refused:?}"
+    );
+    bus.with_node(0, |n, _| assert!(n.get(&p(), b"big").is_none(), "nothing was written"));
+
+    let fits = Bytes::from(vec![8u8; 59_000]);
+    bus.with_node(0, |n, now| n.put(now, &p(), b"fits", fits.clone(), None))
+        .unwrap()
+        .unwrap();
+    bus.with_node(0, |n, now| n.broadcast(now, fits.clone()))
+        .unwrap()
+        .unwrap();
+    bus.run_for(Duration::from_secs(2));
+    let other = bus.node(1).unwrap();
+    assert_eq!(other.get(&p(), b"fits").and_then(|r| r.lww().cloned()), Some(fits));
+    assert_eq!(other.stats().plumtree.delivered, 1, "the broadcast arrived");
+    for i in 0..2 {
+        assert_eq!(bus.node(i).unwrap().stats().encode_failures, 0);
+    }
+}

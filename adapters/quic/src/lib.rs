@@ -138,6 +138,9 @@ pub enum Error {
     /// The data directory's store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The node's configuration is inconsistent (its limits disagree).
+    #[error("configuration: {0}")]
+    Config(#[from] epidemic_core::node::ConfigError),
 }
 
 struct TokioRuntime {
@@ -231,6 +234,7 @@ impl Transport for QuicTransport {
 
 /// Binds the endpoint and starts the node on the current tokio runtime.
 fn launch(config: QuicConfig, rt: tokio::runtime::Handle) -> Result<Handle, Error> {
+    config.driver.node.validate()?;
     let QuicConfig {
         listen,
         advertise,

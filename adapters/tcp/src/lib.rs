@@ -183,6 +183,9 @@ pub enum Error {
     /// The data directory's store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The node's configuration is inconsistent (its limits disagree).
+    #[error("configuration: {0}")]
+    Config(#[from] epidemic_core::node::ConfigError),
 }
 
 /// smol as the driver's runtime: an executor of the node's own. It holds the
@@ -294,6 +297,7 @@ impl TcpNode {
     /// Binds, starts the node's executor threads and the node, and joins
     /// through the configured contacts.
     pub fn start(config: TcpConfig) -> Result<TcpNode, Error> {
+        config.driver.node.validate()?;
         let TcpConfig {
             listen,
             advertise,
@@ -424,6 +428,22 @@ mod tests {
             assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(1));
             assert_eq!(sock.tcp_keepalive_interval().unwrap(), Duration::from_secs(1));
         });
+    }
+
+    #[test]
+    fn a_configuration_whose_limits_disagree_is_refused_at_start() {
+        let mut config = TcpConfig::insecure_plaintext("127.0.0.1:0".parse().unwrap());
+        config.driver.node.max_frame = 60_000;
+        let Err(e) = TcpNode::start(config) else {
+            panic!("a node whose limits disagree started")
+        };
+        assert!(
+            matches!(
+                e,
+                Error::Config(epidemic_core::node::ConfigError::PayloadAboveFrame { .. })
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -54,6 +54,36 @@ impl Batching {
     }
 }
 
+/// The length of the frame that carries `payload` as a GOSSIP with `id`
+/// from `root`, at the most hops a round can count (so it never grows on the
+/// way): what a broadcast must fit in `max_frame` before it is accepted.
+pub(crate) fn gossip_frame_len<I: Serialize, M: Serialize>(id: &M, root: &I, payload: &[u8]) -> usize {
+    #[derive(Serialize)]
+    enum Shape<'a, I, M> {
+        Gossip {
+            id: &'a M,
+            root: &'a I,
+            round: u32,
+            #[serde(with = "serde_bytes_ref")]
+            payload: &'a [u8],
+        },
+    }
+    // `Bytes` serializes as bytes; so does this.
+    mod serde_bytes_ref {
+        pub(super) fn serialize<S: serde::Serializer>(b: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(b)
+        }
+    }
+    let shape = Shape::Gossip {
+        id,
+        root,
+        round: u32::MAX,
+        payload,
+    };
+    let body = postcard::serialize_with_flavor::<_, Size, usize>(&shape, Size::default()).unwrap_or(usize::MAX);
+    body.saturating_add(crate::wire::HEADER_LEN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +112,25 @@ mod tests {
             let encoded = postcard::to_allocvec(&(0u8, b)).unwrap();
             assert!(encoded.len() <= 314, "{} bytes", encoded.len());
         }
+    }
+
+    #[test]
+    fn the_gossip_frame_length_is_the_encoded_frame_at_the_most_rounds() {
+        use crate::broadcast::{BroadcastId, Message};
+        use bytes::Bytes;
+        let id = BroadcastId {
+            origin: 7u32,
+            seq: 1 << 40,
+        };
+        let payload = Bytes::from(vec![1u8; 300]);
+        let message: Message<u32, BroadcastId<u32>> = Message::Gossip {
+            id: id.clone(),
+            root: 7,
+            round: u32::MAX,
+            payload: payload.clone(),
+        };
+        let frame = crate::wire::encode(crate::wire::Kind::Plumtree, &message, usize::MAX).unwrap();
+        assert_eq!(gossip_frame_len(&id, &7u32, &payload), frame.len());
     }
 
     #[test]

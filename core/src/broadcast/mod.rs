@@ -205,6 +205,7 @@ use core::hash::Hash;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 mod batch;
+pub(crate) use batch::gossip_frame_len;
 mod bounded;
 mod cache;
 mod config;
@@ -380,6 +381,14 @@ pub enum BroadcastError {
         /// The configured maximum.
         max: usize,
     },
+    /// The frame that would carry it exceeds the node's `max_frame`: it
+    /// could never be sent.
+    FrameTooSmall {
+        /// The frame's length in bytes.
+        len: usize,
+        /// The node's `max_frame`.
+        max: usize,
+    },
 }
 
 impl fmt::Display for BroadcastError {
@@ -387,6 +396,9 @@ impl fmt::Display for BroadcastError {
         match self {
             BroadcastError::PayloadTooLarge { len, max } => {
                 write!(f, "broadcast payload of {len} bytes exceeds the maximum of {max}")
+            }
+            BroadcastError::FrameTooSmall { len, max } => {
+                write!(f, "the broadcast's frame of {len} bytes exceeds max_frame of {max}")
             }
         }
     }

@@ -460,6 +460,14 @@ pub enum PutError {
         /// The maximum.
         max: usize,
     },
+    /// The frame that would broadcast the object (with its key and version
+    /// vector) exceeds the node's `max_frame`: it could never be sent.
+    FrameTooSmall {
+        /// The frame's length.
+        len: usize,
+        /// The node's `max_frame`.
+        max: usize,
+    },
 }
 
 impl fmt::Display for PutError {
@@ -468,6 +476,9 @@ impl fmt::Display for PutError {
             PutError::PrefixTooLong { len, max } => write!(f, "prefix of {len} bytes exceeds the maximum of {max}"),
             PutError::KeyTooLong { len, max } => write!(f, "key of {len} bytes exceeds the maximum of {max}"),
             PutError::ValueTooLarge { len, max } => write!(f, "value of {len} bytes exceeds the maximum of {max}"),
+            PutError::FrameTooSmall { len, max } => {
+                write!(f, "the write's frame of {len} bytes exceeds max_frame of {max}")
+            }
             PutError::ObjectTooLarge { len, max } => {
                 write!(
                     f,

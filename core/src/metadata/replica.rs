@@ -184,6 +184,8 @@ pub(crate) struct Replica<I: Identity> {
     pub(super) gc: Gc<I>,
     pub(super) rng: Rng,
     pub(super) transmits: VecDeque<(I, Message<Actor<I>>)>,
+    /// The node's frame limit: a write whose broadcast exceeds it is refused.
+    pub(super) max_frame: usize,
     /// The most bytes one anti-entropy or GC message may carry.
     pub(super) budget: usize,
 }
@@ -210,6 +212,7 @@ impl<I: Identity> Replica<I> {
             // Half a frame leaves room for the envelope, as the hash tree's
             // own messages do.
             budget: (max_frame / 2).max(1024),
+            max_frame,
             core: Core {
                 store: Store::new(config.hashtree),
                 actor: Actor::new(me.clone(), incarnation),
@@ -330,6 +333,7 @@ impl<I: Identity> Replica<I> {
         context: Option<&Context<I>>,
         put: bool,
     ) -> Result<u64, PutError> {
+        let max_frame = self.max_frame;
         let core = &mut self.core;
         core.check_key(prefix, key)?;
         if let Some(v) = &value {
@@ -355,11 +359,26 @@ impl<I: Identity> Replica<I> {
             .as_micros()
             .max(stored.map_or(0, |e| e.object.max_timestamp().saturating_add(1)));
         let object = Object::write(stored.map(|e| &e.object), base, value, timestamp, core.actor.clone());
-        let len = object.encode().len();
+        let encoded = object.encode();
+        let len = encoded.len();
         if len > core.config.max_object_len {
             return Err(PutError::ObjectTooLarge {
                 len,
                 max: core.config.max_object_len,
+            });
+        }
+        // The broadcast that carries it must fit a frame, or it would be
+        // acknowledged here and never reach anyone.
+        let id = Id {
+            prefix: prefix.clone(),
+            key: key.clone(),
+            context: object.context(),
+        };
+        let frame = crate::broadcast::gossip_frame_len(&id, &core.me, &encoded);
+        if frame > max_frame {
+            return Err(PutError::FrameTooSmall {
+                len: frame,
+                max: max_frame,
             });
         }
         let id = core.put_object(now, prefix, key, object, ChangeSource::Local, put);

@@ -103,6 +103,144 @@ impl Config {
     }
 }
 
+/// What a frame needs beyond a plain broadcast's payload: the GOSSIP's
+/// variant, id (origin and sequence), root, round and payload length. 128
+/// bytes covers two IPv6 socket addresses (19 bytes each encoded) and every
+/// varint at its longest, with room for a larger identity type.
+pub(crate) const PLAIN_ENVELOPE: usize = 128;
+
+/// What a frame needs beyond a metadata object besides its key: the
+/// GOSSIP's envelope and the version vector in its id. 4 KiB holds the
+/// vector of about a hundred writers (a writer is an identity and two
+/// counters); a write with a larger one is still checked, and refused, at
+/// the call ([`PutError::FrameTooSmall`](crate::PutError::FrameTooSmall)).
+pub(crate) const METADATA_ENVELOPE: usize = 4096;
+
+/// The smallest `max_frame` a node accepts: a HyParView shuffle or an IHAVE
+/// of a few announcements must always fit.
+pub(crate) const MIN_FRAME: usize = 1024;
+
+/// Why a configuration cannot make a working node. Each names the settings
+/// that disagree, so the fix is in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_frame` is below 1,024 bytes: a HyParView shuffle or an IHAVE
+    /// of a few announcements must always fit.
+    FrameTooSmall {
+        /// The configured `max_frame`.
+        max_frame: usize,
+    },
+    /// A plain broadcast of `plumtree.max_payload` bytes (and a 128-byte
+    /// envelope: ids, root, round, lengths) would need a frame larger than
+    /// `max_frame`: it would be accepted and never sent.
+    PayloadAboveFrame {
+        /// `plumtree.max_payload`.
+        max_payload: usize,
+        /// `max_frame`.
+        max_frame: usize,
+    },
+    /// A metadata object of `metadata.max_object_len` bytes under a key of
+    /// `metadata.max_key_len` (and a 4 KiB envelope, the version vector of
+    /// about a hundred writers) would need a frame larger than `max_frame`.
+    ObjectAboveFrame {
+        /// `metadata.max_object_len`.
+        max_object_len: usize,
+        /// `metadata.max_key_len`.
+        max_key_len: usize,
+        /// `max_frame`.
+        max_frame: usize,
+    },
+    /// `metadata.max_value_len` exceeds `metadata.max_object_len`: no value
+    /// that large could ever be written.
+    ValueAboveObject {
+        /// `metadata.max_value_len`.
+        max_value_len: usize,
+        /// `metadata.max_object_len`.
+        max_object_len: usize,
+    },
+    /// The hash tree's shape is invalid.
+    HashTree(crate::hashtree::ConfigError),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::FrameTooSmall { max_frame } => {
+                write!(f, "max_frame of {max_frame} bytes is below the minimum of {MIN_FRAME}")
+            }
+            ConfigError::PayloadAboveFrame { max_payload, max_frame } => write!(
+                f,
+                "plumtree.max_payload of {max_payload} bytes and its {PLAIN_ENVELOPE}-byte envelope exceed max_frame of {max_frame}"
+            ),
+            ConfigError::ObjectAboveFrame {
+                max_object_len,
+                max_key_len,
+                max_frame,
+            } => write!(
+                f,
+                "metadata.max_object_len of {max_object_len} bytes, a key of {max_key_len} and a {METADATA_ENVELOPE}-byte envelope exceed max_frame of {max_frame}"
+            ),
+            ConfigError::ValueAboveObject {
+                max_value_len,
+                max_object_len,
+            } => write!(
+                f,
+                "metadata.max_value_len of {max_value_len} bytes exceeds metadata.max_object_len of {max_object_len}"
+            ),
+            ConfigError::HashTree(e) => write!(f, "metadata.hashtree: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks that the limits agree: every payload and object the node
+    /// accepts fits a frame. [`Node::try_new`](super::Node::try_new) and
+    /// the drivers refuse a configuration that fails this.
+    ///
+    /// ```
+    /// use epidemic_core::Config;
+    /// use epidemic_core::node::ConfigError;
+    ///
+    /// assert_eq!(Config::default().validate(), Ok(()));
+    /// let mut config = Config::default();
+    /// config.max_frame = 60_000;
+    /// assert!(matches!(config.validate(), Err(ConfigError::PayloadAboveFrame { .. })));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let max_frame = self.max_frame;
+        if max_frame < MIN_FRAME {
+            return Err(ConfigError::FrameTooSmall { max_frame });
+        }
+        let max_payload = self.plumtree.max_payload;
+        if max_payload.saturating_add(PLAIN_ENVELOPE) > max_frame {
+            return Err(ConfigError::PayloadAboveFrame { max_payload, max_frame });
+        }
+        let m = &self.metadata;
+        if m.max_value_len > m.max_object_len {
+            return Err(ConfigError::ValueAboveObject {
+                max_value_len: m.max_value_len,
+                max_object_len: m.max_object_len,
+            });
+        }
+        let object_frame = m
+            .max_object_len
+            .saturating_add(m.max_key_len)
+            .saturating_add(METADATA_ENVELOPE);
+        if object_frame > max_frame {
+            return Err(ConfigError::ObjectAboveFrame {
+                max_object_len: m.max_object_len,
+                max_key_len: m.max_key_len,
+                max_frame,
+            });
+        }
+        m.hashtree.inner_levels().map_err(ConfigError::HashTree)?;
+        Ok(())
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Config {
@@ -168,5 +306,53 @@ mod tests {
             let e = serde_json::from_str::<Config>(bad).unwrap_err().to_string();
             assert!(!e.is_empty(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn limits_that_disagree_are_refused_with_what_to_change() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(Config::mesh(5).validate(), Ok(()));
+        let with = |edit: fn(&mut Config)| {
+            let mut c = Config::default();
+            edit(&mut c);
+            c.validate()
+        };
+        assert_eq!(
+            with(|c| c.max_frame = 512),
+            Err(ConfigError::FrameTooSmall { max_frame: 512 })
+        );
+        assert!(matches!(
+            with(|c| c.max_frame = 64 * 1024),
+            Err(ConfigError::PayloadAboveFrame {
+                max_payload: 65_536,
+                ..
+            })
+        ));
+        // Payloads fit, objects do not.
+        assert!(matches!(
+            with(|c| c.max_frame = 200 * 1024),
+            Err(ConfigError::ObjectAboveFrame {
+                max_object_len: 262_144,
+                ..
+            })
+        ));
+        assert!(matches!(
+            with(|c| c.metadata.max_value_len = c.metadata.max_object_len + 1),
+            Err(ConfigError::ValueAboveObject { .. })
+        ));
+        assert!(matches!(
+            with(|c| c.metadata.hashtree.width = 1),
+            Err(ConfigError::HashTree(_))
+        ));
+        // Smaller objects make a smaller frame possible.
+        assert_eq!(
+            with(|c| {
+                c.max_frame = 100 * 1024;
+                c.metadata.max_object_len = 64 * 1024;
+            }),
+            Ok(())
+        );
+        let e = with(|c| c.max_frame = 64 * 1024).unwrap_err().to_string();
+        assert!(e.contains("plumtree.max_payload") && e.contains("max_frame"), "{e}");
     }
 }

@@ -176,7 +176,7 @@ mod stats;
 mod store;
 pub mod typed;
 
-pub use config::{Config, MembershipConfig};
+pub use config::{Config, ConfigError, MembershipConfig};
 #[doc(hidden)]
 pub use message::Message;
 pub use stats::{KindStats, PerKind, Stats};
@@ -270,7 +270,19 @@ pub struct Node<I: Identity> {
 }
 
 impl<I: Identity> Node<I> {
+    /// A node with identity `me`, after checking that `config`'s limits
+    /// agree ([`Config::validate`]). It knows no one until [`Node::join`].
+    pub fn try_new(me: I, config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Node::new(me, config))
+    }
+
     /// A node with identity `me`. It knows no one until [`Node::join`].
+    ///
+    /// It does not check `config`: a limit that disagrees with `max_frame`
+    /// shows as refused calls ([`PutError::FrameTooSmall`],
+    /// [`BroadcastError::FrameTooSmall`]). [`Node::try_new`] refuses such a
+    /// configuration up front.
     pub fn new(me: I, config: Config) -> Self {
         let Config {
             membership,
@@ -535,6 +547,13 @@ impl<I: Identity> Node<I> {
             origin: self.me.clone(),
             seq: self.next_seq,
         };
+        let len = broadcast::gossip_frame_len(&id, &self.me, &payload);
+        if len > self.max_frame {
+            return Err(BroadcastError::FrameTooSmall {
+                len,
+                max: self.max_frame,
+            });
+        }
         self.plumtree.broadcast(now, id.clone(), payload, &mut self.cache)?;
         self.next_seq += 1;
         self.pump(now);
