@@ -24,7 +24,6 @@ use epidemic_core::metadata::FullPrefix;
 use epidemic_core::node::Event;
 use epidemic_driver::Handle;
 use epidemic_driver::tls::TlsConfig;
-use futures_lite::StreamExt;
 use futures_lite::future::block_on;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;

@@ -13,7 +13,6 @@ use epidemic_conformance::quic::Quic;
 use epidemic_conformance::scenarios::form;
 use epidemic_conformance::tcp::Tcp;
 use epidemic_core::node::Event;
-use futures_lite::StreamExt;
 use futures_lite::future::block_on;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

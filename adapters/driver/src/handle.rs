@@ -409,6 +409,18 @@ impl Events {
     pub fn try_next(&mut self) -> Option<Event<SocketAddr>> {
         self.queue.try_pop()
     }
+
+    /// The next event, waiting for one; `None` once the node has stopped
+    /// and every queued event was taken. The same as `StreamExt::next`,
+    /// without importing a stream trait.
+    pub async fn next(&mut self) -> Option<Event<SocketAddr>> {
+        std::future::poll_fn(|cx| self.queue.poll_pop(cx)).await
+    }
+
+    /// Waits for the next event on this thread (for code outside async).
+    pub fn blocking_next(&mut self) -> Option<Event<SocketAddr>> {
+        futures_lite::future::block_on(self.next())
+    }
 }
 
 impl Stream for Events {

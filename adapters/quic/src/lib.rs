@@ -18,38 +18,38 @@
 //! link from timing out. A peer that restarts on the same port is noticed
 //! at once (a stateless reset, or its new handshake).
 //!
+//! An application depends on this crate alone: it re-exports the handle,
+//! the events, the metadata types, the certificates and every
+//! configuration ([`NodeConfig`], [`DriverConfig`]).
+//!
 //! ```
-//! use epidemic_driver::certs::ClusterCa;
-//! use epidemic_quic::{QuicConfig, QuicNode};
-//! use epidemic_core::node::Event;
-//! use futures_lite::{future, StreamExt};
+//! use epidemic_quic::{block_on, ClusterCa, Event, QuicNode, QuicConfig};
 //!
 //! let ca = ClusterCa::generate()?;
 //! let tls = |ca: &ClusterCa| ca.issue(&["127.0.0.1"]).and_then(|c| c.tls_config(ca));
 //! let a = QuicNode::start(QuicConfig::new("127.0.0.1:0".parse()?, tls(&ca)?))?;
 //! let b = QuicNode::start(QuicConfig::new("127.0.0.1:0".parse()?, tls(&ca)?))?;
 //! let mut events = b.handle().events();
-//! future::block_on(async {
-//!     b.handle().join([a.identity()]).await?;
-//!     while !matches!(events.next().await, Some(Event::NeighborUp(_))) {}
-//!     a.handle().broadcast(&b"hello"[..]).await?;
-//!     loop {
-//!         if let Some(Event::Delivered { payload, .. }) = events.next().await {
-//!             assert_eq!(&payload[..], b"hello");
-//!             break;
-//!         }
+//! block_on(b.handle().join([a.identity()]))?;
+//! // Wait until b has a neighbour, then broadcast from a.
+//! while !matches!(events.blocking_next(), Some(Event::NeighborUp(_))) {}
+//! block_on(a.handle().broadcast(&b"hello"[..]))?;
+//! loop {
+//!     if let Some(Event::Delivered { payload, .. }) = events.blocking_next() {
+//!         assert_eq!(&payload[..], b"hello");
+//!         break;
 //!     }
-//!     a.handle().shutdown().await?;
-//!     b.handle().shutdown().await
-//! })?;
+//! }
+//! block_on(a.handle().shutdown())?;
+//! block_on(b.handle().shutdown())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![forbid(unsafe_code)]
 
 use epidemic_driver::store::{Store, StoreError};
-use epidemic_driver::tls::{SERVER_NAME, TlsConfig, TlsError};
-use epidemic_driver::{Accepting, BoxFuture, DriverConfig, Duplex, Handle, Runtime, Transport};
+use epidemic_driver::tls::SERVER_NAME;
+use epidemic_driver::{Accepting, BoxFuture, Duplex, Runtime, Transport};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use std::fmt;
 use std::io;
@@ -57,8 +57,27 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration as StdDuration;
+
+// One dependency is enough for an application: everything it uses from the
+// driver and the core is here, and the two crates whole below.
+/// The core's state machines and types, whole.
+pub use epidemic_core;
+pub use epidemic_core::metadata::{self, FullPrefix};
+pub use epidemic_core::node::ConfigError;
+pub use epidemic_core::{
+    BroadcastError, BroadcastId, ChangeSource, Config as NodeConfig, Context, Duration, Event, PutError, PutId, Read,
+    Typed, TypedError, TypedRead, Value,
+};
+/// The shared driver, whole: run a node over a transport of your own.
+pub use epidemic_driver;
+pub use epidemic_driver::certs::{CertError, ClusterCa, NodeCert};
+pub use epidemic_driver::tls::{TlsConfig, TlsError};
+pub use epidemic_driver::{DriverConfig, DriverStats, Error as HandleError, Events, Handle, NodeStats};
+/// Runs a handle's future to completion on this thread, for code outside
+/// async (futures-lite's `block_on`).
+pub use futures_lite::future::block_on;
 
 /// How to run a QUIC node.
 #[derive(Clone, Debug)]
@@ -152,7 +171,7 @@ impl Runtime for TokioRuntime {
         self.handle.spawn(task);
     }
 
-    fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+    fn sleep(&self, duration: StdDuration) -> BoxFuture<()> {
         Box::pin(tokio::time::sleep(duration))
     }
 }
@@ -171,15 +190,15 @@ struct QuicWriter {
 }
 
 impl futures_io::AsyncWrite for QuicWriter {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         futures_io::AsyncWrite::poll_write(Pin::new(&mut self.send), cx, buf)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let closing = this.closing.get_or_insert_with(|| {
             let _ = this.send.finish();
@@ -227,7 +246,7 @@ impl Transport for QuicTransport {
         let endpoint = self.endpoint.clone();
         Box::pin(async move {
             endpoint.close(0u32.into(), b"shutdown");
-            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            let _ = tokio::time::timeout(StdDuration::from_secs(1), endpoint.wait_idle()).await;
         })
     }
 }
@@ -250,7 +269,7 @@ fn launch(config: QuicConfig, rt: tokio::runtime::Handle) -> Result<Handle, Erro
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(
-            Duration::from(idle_timeout)
+            StdDuration::from(idle_timeout)
                 .try_into()
                 .map_err(|_| Error::IdleTimeout)?,
         ))
@@ -347,13 +366,13 @@ impl Drop for QuicNode {
         if let Some(rt) = self.runtime.take() {
             // Waits (briefly) for the workers to stop, so the UDP port is
             // free again when this returns.
-            rt.shutdown_timeout(Duration::from_secs(2));
+            rt.shutdown_timeout(StdDuration::from_secs(2));
         }
         // The store's writer finishes what was queued and closes the
         // database; wait for it, so the data directory can be reopened.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
         while !self.handle.is_stopped() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(StdDuration::from_millis(1));
         }
     }
 }

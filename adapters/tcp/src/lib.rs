@@ -12,31 +12,30 @@
 //! and a graceful leave. This crate supplies the smol [`Runtime`] (an
 //! executor on threads of its own) and the TCP [`Transport`].
 //!
+//! An application depends on this crate alone: it re-exports the handle,
+//! the events, the metadata types, the certificates and every
+//! configuration ([`NodeConfig`], [`DriverConfig`]).
+//!
 //! ```
-//! use epidemic_driver::certs::ClusterCa;
-//! use epidemic_tcp::{TcpConfig, TcpNode};
-//! use futures_lite::{future, StreamExt};
-//! use epidemic_core::node::Event;
+//! use epidemic_tcp::{block_on, ClusterCa, Event, TcpNode, TcpConfig};
 //!
 //! let ca = ClusterCa::generate()?;
 //! let tls = |ca: &ClusterCa| ca.issue(&["127.0.0.1"]).and_then(|c| c.tls_config(ca));
 //! let a = TcpNode::start(TcpConfig::tls("127.0.0.1:0".parse()?, tls(&ca)?))?;
 //! let b = TcpNode::start(TcpConfig::tls("127.0.0.1:0".parse()?, tls(&ca)?))?;
 //! let mut events = b.handle().events();
-//! future::block_on(async {
-//!     b.handle().join([a.identity()]).await?;
-//!     // Wait until b has a neighbour, then broadcast from a.
-//!     while !matches!(events.next().await, Some(Event::NeighborUp(_))) {}
-//!     a.handle().broadcast(&b"hello"[..]).await?;
-//!     loop {
-//!         if let Some(Event::Delivered { payload, .. }) = events.next().await {
-//!             assert_eq!(&payload[..], b"hello");
-//!             break;
-//!         }
+//! block_on(b.handle().join([a.identity()]))?;
+//! // Wait until b has a neighbour, then broadcast from a.
+//! while !matches!(events.blocking_next(), Some(Event::NeighborUp(_))) {}
+//! block_on(a.handle().broadcast(&b"hello"[..]))?;
+//! loop {
+//!     if let Some(Event::Delivered { payload, .. }) = events.blocking_next() {
+//!         assert_eq!(&payload[..], b"hello");
+//!         break;
 //!     }
-//!     a.handle().shutdown().await?;
-//!     b.handle().shutdown().await
-//! })?;
+//! }
+//! block_on(a.handle().shutdown())?;
+//! block_on(b.handle().shutdown())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -47,8 +46,8 @@
 #![forbid(unsafe_code)]
 
 use epidemic_driver::store::{Store, StoreError};
-use epidemic_driver::tls::{SERVER_NAME, TlsConfig, TlsError};
-use epidemic_driver::{Accepting, BoxFuture, DriverConfig, Duplex, Handle, Runtime, Transport};
+use epidemic_driver::tls::SERVER_NAME;
+use epidemic_driver::{Accepting, BoxFuture, Duplex, Runtime, Transport};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use rustls::pki_types::ServerName;
 use smol::Executor;
@@ -59,7 +58,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::Duration as StdDuration;
+
+// One dependency is enough for an application: everything it uses from the
+// driver and the core is here, and the two crates whole below.
+/// The core's state machines and types, whole.
+pub use epidemic_core;
+pub use epidemic_core::metadata::{self, FullPrefix};
+pub use epidemic_core::node::ConfigError;
+pub use epidemic_core::{
+    BroadcastError, BroadcastId, ChangeSource, Config as NodeConfig, Context, Duration, Event, PutError, PutId, Read,
+    Typed, TypedError, TypedRead, Value,
+};
+/// The shared driver, whole: run a node over a transport of your own.
+pub use epidemic_driver;
+pub use epidemic_driver::certs::{CertError, ClusterCa, NodeCert};
+pub use epidemic_driver::tls::{TlsConfig, TlsError};
+pub use epidemic_driver::{DriverConfig, DriverStats, Error as HandleError, Events, Handle, NodeStats};
+/// Runs a handle's future to completion on this thread, for code outside
+/// async (futures-lite's `block_on`).
+pub use futures_lite::future::block_on;
 
 /// How links are protected.
 #[derive(Clone, Debug)]
@@ -138,9 +156,9 @@ impl TcpConfig {
 /// spread over the other half (where the platform lets the count be set;
 /// elsewhere the system's count applies). Both periods are at least a
 /// second, the kernels' granularity.
-pub fn keepalive(stream: &TcpStream, within: Duration) -> io::Result<()> {
+pub fn keepalive(stream: &TcpStream, within: StdDuration) -> io::Result<()> {
     // The kernels count in whole seconds, and refuse zero.
-    let second = Duration::from_secs(1);
+    let second = StdDuration::from_secs(1);
     let idle = (within / 2).max(second);
     let interval = (within.saturating_sub(idle) / KEEPALIVE_PROBES).max(second);
     let settings = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval);
@@ -202,7 +220,7 @@ impl Runtime for SmolRuntime {
         }
     }
 
-    fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+    fn sleep(&self, duration: StdDuration) -> BoxFuture<()> {
         Box::pin(async move {
             smol::Timer::after(duration).await;
         })
@@ -212,7 +230,7 @@ impl Runtime for SmolRuntime {
 struct TcpTransport {
     listener: TcpListener,
     tls: Option<(TlsConnector, TlsAcceptor)>,
-    keepalive: Option<Duration>,
+    keepalive: Option<StdDuration>,
 }
 
 fn split_tls<S>(stream: S) -> Duplex
@@ -269,7 +287,7 @@ impl Transport for TcpTransport {
                     // moment out of file descriptors: pause and go on, so an
                     // error never spins the loop and never stops the node.
                     Err(_) => {
-                        smol::Timer::after(Duration::from_millis(50)).await;
+                        smol::Timer::after(StdDuration::from_millis(50)).await;
                     }
                 }
             }
@@ -378,9 +396,9 @@ impl TcpNode {
 }
 
 fn wait_stopped(handle: &Handle) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
     while !handle.is_stopped() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(StdDuration::from_millis(1));
     }
 }
 
@@ -415,18 +433,18 @@ mod tests {
             let sock = socket2::SockRef::from(&stream);
             assert!(!sock.keepalive().unwrap(), "off until asked for");
 
-            keepalive(&stream, Duration::from_secs(10)).unwrap();
+            keepalive(&stream, StdDuration::from_secs(10)).unwrap();
             assert!(sock.keepalive().unwrap());
-            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(5));
-            assert_eq!(sock.tcp_keepalive_interval().unwrap(), Duration::from_secs(1));
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), StdDuration::from_secs(5));
+            assert_eq!(sock.tcp_keepalive_interval().unwrap(), StdDuration::from_secs(1));
             #[cfg(target_os = "linux")]
             assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
 
             // Shorter than the kernels' one-second granularity: clamped.
-            keepalive(&accepted, Duration::from_millis(10)).unwrap();
+            keepalive(&accepted, StdDuration::from_millis(10)).unwrap();
             let sock = socket2::SockRef::from(&accepted);
-            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(1));
-            assert_eq!(sock.tcp_keepalive_interval().unwrap(), Duration::from_secs(1));
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), StdDuration::from_secs(1));
+            assert_eq!(sock.tcp_keepalive_interval().unwrap(), StdDuration::from_secs(1));
         });
     }
 
