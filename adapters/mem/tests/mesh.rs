@@ -172,3 +172,54 @@ fn a_removed_member_that_rejoins_wiped_is_a_member_again() {
         }
     }
 }
+
+/// A hostile peer sends member sets whose clocks name thousands of fresh
+/// writers. Before, each merged, the node's own state passed a frame after
+/// about 13 of them, and it never gossiped membership again (only
+/// `encode_failures` moved). Now a state over `max_writers`, alone or
+/// merged, is refused: the node's frames keep encoding and membership
+/// changes keep spreading.
+#[test]
+fn a_peer_cannot_grow_the_member_set_clock_without_bound() {
+    use epidemic_core::crdt::OrSwot;
+    use epidemic_core::membership::mesh;
+    use epidemic_core::node::Message;
+
+    let mut bus = mesh(4, 77);
+    let members = |bus: &Bus, id: u32| bus.node(id).unwrap().members();
+    assert_eq!(members(&bus, 0), [0, 1, 2, 3]);
+    let hostile = |first_writer: u32, writers: u32| {
+        let mut set: OrSwot<(u32, u32), u32> = OrSwot::new();
+        for w in first_writer..first_writer + writers {
+            set.add((1000 + w, 0), 1);
+        }
+        let mut frame = Vec::new();
+        Message::Mesh(mesh::Message::State { members: set })
+            .encode_into(usize::MAX, &mut frame)
+            .unwrap();
+        frame
+    };
+    // One state naming 20,000 writers: refused outright, as a bad frame.
+    let frame = hostile(0, 20_000);
+    let refused = bus.with_node(0, |n, now| n.handle_frame(now, 1, &frame)).unwrap();
+    assert!(refused.is_err(), "a 20,000-writer state was accepted");
+    // Thirteen states of 1,000 fresh writers each: valid alone, refused
+    // once their union passes 4,096.
+    for round in 0..13 {
+        let frame = hostile(100_000 + round * 1_000, 1_000);
+        let _ = bus.with_node(0, |n, now| n.handle_frame(now, 1, &frame));
+        bus.run_for(Duration::from_millis(200));
+    }
+    bus.run_for(Duration::from_secs(10));
+    for id in 0..4 {
+        let s = bus.node(id).unwrap().stats();
+        assert_eq!(s.encode_failures, 0, "node {id} failed to encode a frame");
+    }
+    // Membership still spreads: a fifth node joins and everyone sees it.
+    bus.add_nodes(1, &Config::mesh(5));
+    bus.join(4, [2]);
+    bus.run_for(Duration::from_secs(30));
+    for id in 0..5 {
+        assert_eq!(members(&bus, id), [0, 1, 2, 3, 4], "node {id}");
+    }
+}

@@ -284,3 +284,64 @@ fn writes_and_broadcasts_that_cannot_fit_a_frame_are_refused_at_the_call() {
         assert_eq!(bus.node(i).unwrap().stats().encode_failures, 0);
     }
 }
+
+/// The store holds at most `max_keys` keys: a local put of a new key past
+/// it is refused with a typed error, and a peer's objects for new keys are
+/// dropped and counted, however many it sends (by broadcast or repair);
+/// keys already held keep taking updates.
+#[test]
+fn a_store_never_holds_more_than_max_keys() {
+    let mut bus = mesh(2, 9, |c| {
+        c.metadata.durable = false;
+        c.metadata.max_keys = 10;
+        c.metadata.exchange_interval = Duration::from_secs(1);
+    });
+    for k in 0..10u8 {
+        bus.with_node(0, |n, now| n.put(now, &p(), &[k], b("v"), None))
+            .unwrap()
+            .unwrap();
+    }
+    let refused = bus
+        .with_node(0, |n, now| n.put(now, &p(), b"one more", b("v"), None))
+        .unwrap();
+    assert_eq!(refused, Err(PutError::TooManyKeys { max: 10 }));
+    // An update of a key it holds is not a new key.
+    bus.with_node(0, |n, now| n.put(now, &p(), &[3], b("v2"), None))
+        .unwrap()
+        .unwrap();
+    bus.run_for(Duration::from_secs(5));
+    let one = bus.node(1).unwrap();
+    assert_eq!(one.iter(&p()).count(), 10);
+    assert_eq!(one.get(&p(), &[3]).and_then(|r| r.lww().cloned()), Some(b("v2")));
+    assert_eq!(one.stats().metadata.refused_keys, 0);
+}
+
+/// A node whose bound is lower than its peer's refuses the surplus it is
+/// sent, by broadcast and by anti-entropy alike, and counts it.
+#[test]
+fn a_peer_cannot_grow_a_store_past_its_bound() {
+    let mut bus = Bus::new(BusConfig::seeded(13));
+    let mut big = Config::mesh(2);
+    big.metadata.durable = false;
+    big.metadata.exchange_interval = Duration::from_secs(1);
+    let mut small = big.clone();
+    small.metadata.max_keys = 4;
+    bus.add_nodes(1, &big);
+    bus.add_nodes(1, &small);
+    bus.join(1, [0]);
+    bus.run_for(Duration::from_secs(5));
+    for k in 0..50u8 {
+        bus.with_node(0, |n, now| n.put(now, &p(), &[k], b("v"), None))
+            .unwrap()
+            .unwrap();
+    }
+    bus.run_for(Duration::from_secs(20));
+    let small = bus.node(1).unwrap();
+    assert_eq!(small.iter(&p()).count(), 4, "the store stays at its bound");
+    let s = small.stats();
+    assert!(s.metadata.refused_keys >= 46, "refused {}", s.metadata.refused_keys);
+    assert!(
+        s.metadata.exchanges_completed + s.metadata.exchanges_started > 0,
+        "anti-entropy kept running"
+    );
+}

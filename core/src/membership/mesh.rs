@@ -69,6 +69,14 @@ pub struct Config {
     /// Default: `1024`. Full mesh is for small clusters; past a few hundred
     /// members use HyParView.
     pub max_members: usize,
+    /// The most writers (a node in one life) the member set's clock may
+    /// name; a state from a peer that would take it past this is refused
+    /// ([`Stats::refused`]), so a peer cannot grow the set, and the state
+    /// every node gossips, without bound.
+    ///
+    /// Default: `4096`: four lives of each of `max_members` members, at
+    /// about 30 bytes a writer 120 KB, an eighth of a frame.
+    pub max_writers: usize,
 }
 
 impl Default for Config {
@@ -77,6 +85,7 @@ impl Default for Config {
             gossip_interval: Duration::from_secs(1),
             push_fanout: 3,
             max_members: 1024,
+            max_writers: 4096,
         }
     }
 }
@@ -87,11 +96,13 @@ impl fmt::Debug for Config {
             gossip_interval,
             push_fanout,
             max_members,
+            max_writers,
         } = self;
         f.debug_struct("Config")
             .field("gossip_interval", gossip_interval)
             .field("push_fanout", push_fanout)
             .field("max_members", max_members)
+            .field("max_writers", max_writers)
             .finish()
     }
 }
@@ -129,6 +140,9 @@ pub struct Stats {
     pub received: u64,
     /// Received states that changed ours.
     pub merges_changed: u64,
+    /// Received states refused: over `max_members` or `max_writers`, alone
+    /// or merged with ours.
+    pub refused: u64,
 }
 
 /// Full-mesh membership state machine. See the [module docs](self).
@@ -241,6 +255,11 @@ impl<I: Identity> Mesh<I> {
         if members.len() > self.config.max_members {
             return Err(WireError::Invalid("member set larger than max_members"));
         }
+        if members.clock().len() > self.config.max_writers {
+            return Err(WireError::Invalid(
+                "member set clock names more writers than max_writers",
+            ));
+        }
         Ok(())
     }
 
@@ -248,6 +267,7 @@ impl<I: Identity> Mesh<I> {
     pub fn handle_message(&mut self, now: Instant, from: I, message: Message<I>) {
         if self.validate(&message).is_err() {
             self.arm(now);
+            self.stats.refused += 1;
             return;
         }
         self.handle_validated(now, from, message);
@@ -261,9 +281,10 @@ impl<I: Identity> Mesh<I> {
         self.stats.received += 1;
         let before = self.members.clone();
         self.members.merge(&members);
-        if self.members.len() > self.config.max_members {
-            // Refuse a merge that would exceed the bound.
+        if self.members.len() > self.config.max_members || self.members.clock().len() > self.config.max_writers {
+            // Refuse a merge that would exceed a bound.
             self.members = before;
+            self.stats.refused += 1;
             return;
         }
         if self.members != before {

@@ -460,6 +460,12 @@ pub enum PutError {
         /// The maximum.
         max: usize,
     },
+    /// The store holds [`Config::max_keys`] keys already, and this one is
+    /// new: delete keys first, or raise the bound.
+    TooManyKeys {
+        /// The bound.
+        max: usize,
+    },
     /// The frame that would broadcast the object (with its key and version
     /// vector) exceeds the node's `max_frame`: it could never be sent.
     FrameTooSmall {
@@ -476,6 +482,7 @@ impl fmt::Display for PutError {
             PutError::PrefixTooLong { len, max } => write!(f, "prefix of {len} bytes exceeds the maximum of {max}"),
             PutError::KeyTooLong { len, max } => write!(f, "key of {len} bytes exceeds the maximum of {max}"),
             PutError::ValueTooLarge { len, max } => write!(f, "value of {len} bytes exceeds the maximum of {max}"),
+            PutError::TooManyKeys { max } => write!(f, "the store holds its maximum of {max} keys"),
             PutError::FrameTooSmall { len, max } => {
                 write!(f, "the write's frame of {len} bytes exceeds max_frame of {max}")
             }
@@ -500,6 +507,11 @@ pub enum RestoreError {
     Key(PutError),
     /// The object does not decode, or is not a valid stored object.
     Object(crate::wire::WireError),
+    /// The store holds [`Config::max_keys`] keys already.
+    TooManyKeys {
+        /// The bound.
+        max: usize,
+    },
 }
 
 impl fmt::Display for RestoreError {
@@ -507,6 +519,9 @@ impl fmt::Display for RestoreError {
         match self {
             RestoreError::Key(e) => write!(f, "restored key refused: {e}"),
             RestoreError::Object(e) => write!(f, "restored object refused: {e}"),
+            RestoreError::TooManyKeys { max } => {
+                write!(f, "restored key refused: the store holds its maximum of {max} keys")
+            }
         }
     }
 }
@@ -548,6 +563,15 @@ pub struct Config {
     /// Default: `256 * 1024`. Four siblings of the largest value: room for
     /// concurrent writes, and a quarter of a 1 MiB frame.
     pub max_object_len: usize,
+    /// The most keys (tombstones included) the store holds. A new key past
+    /// it is refused: a local put with [`PutError::TooManyKeys`], a peer's
+    /// object (broadcast or repair) by dropping it and counting it in
+    /// [`Stats::refused_keys`]. So a peer cannot grow the store without
+    /// bound.
+    ///
+    /// Default: `1_000_000`, the store size the hash tree's default shape
+    /// is measured and sized for ([`hashtree::Config`]'s `Default`).
+    pub max_keys: usize,
     /// The hash tree's shape; every node of a cluster must use the same.
     ///
     /// Default: 65,536 segments under a width of 256 (see
@@ -609,6 +633,7 @@ impl Default for Config {
             max_key_len: 1024,
             max_value_len: 64 * 1024,
             max_object_len: 256 * 1024,
+            max_keys: 1_000_000,
             hashtree: hashtree::Config::default(),
             exchange_interval: Duration::from_secs(10),
             max_concurrent_exchanges: 1,
@@ -647,6 +672,7 @@ impl fmt::Debug for Config {
             max_key_len,
             max_value_len,
             max_object_len,
+            max_keys,
             hashtree,
             exchange_interval,
             max_concurrent_exchanges,
@@ -663,6 +689,7 @@ impl fmt::Debug for Config {
             .field("max_key_len", max_key_len)
             .field("max_value_len", max_value_len)
             .field("max_object_len", max_object_len)
+            .field("max_keys", max_keys)
             .field("hashtree", hashtree)
             .field("exchange_interval", exchange_interval)
             .field("max_concurrent_exchanges", max_concurrent_exchanges)
@@ -718,6 +745,9 @@ pub struct Stats {
     pub refused_non_member: u64,
     /// Objects refused because a collected tombstone supersedes them.
     pub refused_collected: u64,
+    /// Peers' objects for new keys refused because the store holds
+    /// [`Config::max_keys`] keys.
+    pub refused_keys: u64,
     /// Tombstones collected.
     pub collected: u64,
     /// Objects too large for one anti-entropy frame that were sent in parts.

@@ -111,6 +111,10 @@ impl<I: Identity> Core<I> {
         let merged = match self.store.get(prefix, key) {
             Some(e) if e.context.descends(&context) => return false,
             Some(e) => e.object.sync(&incoming),
+            None if self.store.len() >= self.config.max_keys => {
+                self.stats.refused_keys += 1;
+                return false;
+            }
             None => incoming,
         };
         match source {
@@ -345,6 +349,11 @@ impl<I: Identity> Replica<I> {
             }
         }
         let stored = core.store.get(prefix, key);
+        if stored.is_none() && core.store.len() >= core.config.max_keys {
+            return Err(PutError::TooManyKeys {
+                max: core.config.max_keys,
+            });
+        }
         let mut base = match (context, stored) {
             (Some(c), _) => c.clone(),
             (None, Some(e)) => e.context.clone(),
@@ -432,6 +441,11 @@ impl<I: Identity> Replica<I> {
         let key = Bytes::copy_from_slice(key);
         let merged = match self.core.store.get(prefix, &key) {
             Some(e) => e.object.sync(&object),
+            None if self.core.store.len() >= self.core.config.max_keys => {
+                return Err(RestoreError::TooManyKeys {
+                    max: self.core.config.max_keys,
+                });
+            }
             None => object,
         };
         self.core.store.set(now, prefix, &key, merged);
