@@ -47,6 +47,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_sim(args: &SimArgs) -> anyhow::Result<()> {
+    for warning in args.check().map_err(|e| anyhow::anyhow!(e))? {
+        eprintln!("warning: {warning}");
+    }
     let progress = Progress::new(sim::total_work(args), !args.common.quiet);
     let report = sim::run(args, &progress);
     progress.finish();

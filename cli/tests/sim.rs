@@ -470,3 +470,58 @@ fn chaos_reports_every_seed_and_replays_one() {
     assert!(trace.contains("final: heal"), "{trace}");
     assert_eq!(replay.summary.seeds, 1);
 }
+
+/// Options that make a run meaningless are refused before it starts, with
+/// the reason; doubtful ones are warned about; `--out` is checked first.
+#[test]
+fn meaningless_options_are_refused_before_the_run() {
+    let check = |args: &[&str]| SimArgs::parse_from(args.iter().copied()).unwrap().check();
+    let e = check(&["--latency", "1000000000000"]).unwrap_err();
+    assert!(e.contains("shuffle interval"), "{e}");
+    let w = check(&["stable", "--nodes", "10", "--senders", "20"]).unwrap();
+    assert!(w.iter().any(|w| w.contains("--senders 20 exceeds --nodes 10")), "{w:?}");
+    let w = check(&["failure", "--nodes", "20", "--passive", "0"]).unwrap();
+    assert!(w.iter().any(|w| w.contains("--passive 0")), "{w:?}");
+    let w = check(&["--nodes", "3"]).unwrap();
+    assert!(w.iter().any(|w| w.contains("at most 2 neighbours")), "{w:?}");
+    assert!(check(&["stable", "--nodes", "200"]).unwrap().is_empty());
+
+    // `--out` under a file cannot be created: refused before anything runs.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let out = file.join("sub");
+    let e = check(&["--out", out.to_str().unwrap()]).unwrap_err();
+    assert!(e.contains("--out"), "{e}");
+    // The binary says so and exits non-zero, without simulating.
+    let run = Command::new(env!("CARGO_BIN_EXE_epidemic"))
+        .args(["sim", "--quiet", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--out"));
+    assert!(
+        run.stdout.is_empty(),
+        "it ran: {}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+}
+
+/// The header gives the views in effect: a 3-node cluster cannot hold an
+/// active view of 5.
+#[test]
+fn the_header_prints_the_views_in_effect() {
+    let report = run(&[
+        "stable",
+        "--nodes",
+        "3",
+        "--cycles",
+        "2",
+        "--warmup",
+        "1",
+        "--senders",
+        "2",
+    ]);
+    let table = &report.table;
+    assert!(table.contains("active 5 (at most 2 with 3 nodes)"), "{table}");
+}

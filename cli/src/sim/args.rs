@@ -210,6 +210,57 @@ impl SimArgs {
     }
 }
 
+impl SimArgs {
+    /// Checks the options before anything runs: refuses those that make the
+    /// run meaningless (an error saying why), returns warnings for doubtful
+    /// ones, and creates `--out` and checks that it can be written, so a
+    /// long run never ends in a path error.
+    pub fn check(&self) -> Result<Vec<String>, String> {
+        let c = &self.common;
+        let nodes = self.nodes();
+        let mut warnings = Vec::new();
+        if c.latency.max >= c.shuffle_ms {
+            return Err(format!(
+                "a latency of {} ms is not below the shuffle interval of {} ms (one cycle): every broadcast would outlast its cycle",
+                c.latency, c.shuffle_ms
+            ));
+        }
+        let stable = match &self.scenario {
+            None => Some(&self.stable),
+            Some(Scenario::Stable(s)) => Some(s),
+            _ => None,
+        };
+        if let Some(s) = stable {
+            if u64::from(s.senders) > nodes {
+                warnings.push(format!(
+                    "--senders {} exceeds --nodes {nodes}: all {nodes} nodes take turns instead",
+                    s.senders
+                ));
+            }
+        }
+        let hyparview = !matches!(self.scenario, Some(Scenario::Metadata(_) | Scenario::Chaos(_)));
+        if hyparview && c.passive == 0 {
+            warnings.push(
+                "--passive 0: HyParView has no backups to replace a failed neighbour, so failures will not heal".into(),
+            );
+        }
+        if hyparview && c.active >= nodes {
+            warnings.push(format!(
+                "--active {} with {nodes} nodes: a node has at most {} neighbours",
+                c.active,
+                nodes - 1
+            ));
+        }
+        if let Some(dir) = &c.out {
+            std::fs::create_dir_all(dir).map_err(|e| format!("--out {}: {e}", dir.display()))?;
+            let probe = dir.join(".epidemic-write-check");
+            std::fs::write(&probe, b"").map_err(|e| format!("--out {}: cannot write there: {e}", dir.display()))?;
+            let _ = std::fs::remove_file(probe);
+        }
+        Ok(warnings)
+    }
+}
+
 /// A comma-separated list of percentages, each in `(0, 100)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Percentages(pub Vec<f64>);

@@ -151,9 +151,18 @@ impl Common {
         format!("{} nodes, seed {}", thousands(self.nodes as f64), self.seed)
     }
 
-    /// `HyParView active A / passive P`.
+    /// `HyParView active A / passive P`, with what the cluster's size
+    /// leaves of them when it is smaller.
     pub(crate) fn views(&self) -> String {
-        format!("HyParView active {} / passive {}", self.active, self.passive)
+        let others = self.nodes.saturating_sub(1);
+        let fit = |v: u64| {
+            if v > others {
+                format!("{v} (at most {others} with {} nodes)", self.nodes)
+            } else {
+                v.to_string()
+            }
+        };
+        format!("HyParView active {} / passive {}", fit(self.active), fit(self.passive))
     }
 
     /// `latency L ms`.
