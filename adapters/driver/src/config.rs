@@ -19,13 +19,28 @@ pub struct DriverConfig {
     /// Default: HyParView with the paper's settings
     /// ([`node::Config`]'s `Default`).
     pub node: node::Config,
-    /// Links open at once, handshakes included; inbound connections beyond
-    /// it are closed at once.
+    /// Links open at once (established, and dials in flight); inbound
+    /// connections beyond it are closed at once. Inbound handshakes are
+    /// bounded apart ([`max_handshakes`](Self::max_handshakes)).
     ///
     /// Default: `256`. A HyParView node holds ~5 neighbour links and a
     /// handful of short-lived ones (joins, shuffle replies, neighbour
     /// requests); a mesh node one per member. 256 covers a mesh of that size.
     pub max_connections: usize,
+    /// Inbound connections that may be in their handshakes at once, apart
+    /// from established links: a flood of connections that never finish
+    /// (a slowloris) fills these, never the links.
+    ///
+    /// Default: `64`: a healthy node has a handful in flight (joins,
+    /// shuffle replies, neighbour requests), and a stalled one holds its
+    /// slot for `handshake_timeout` at most.
+    pub max_handshakes: usize,
+    /// Of [`max_handshakes`](Self::max_handshakes), how many one source
+    /// address may hold, so one attacking host cannot take them all.
+    ///
+    /// Default: `8`: room for several nodes behind one address (a NAT, a
+    /// test host) joining at once.
+    pub max_handshakes_per_ip: usize,
     /// Frames queued for one peer.
     ///
     /// Default: `4096`. Enough for bursts of small broadcasts to a slow
@@ -90,6 +105,16 @@ pub struct DriverConfig {
     /// network plus a TLS close; the leave notices are one small frame
     /// per neighbour.
     pub linger: Duration,
+    /// A link on which nothing arrives for this long is reported down,
+    /// whatever TCP or QUIC think of it; each side sends a keepalive record
+    /// after a third of it without traffic. Catches a peer whose process
+    /// hangs (stopped, deadlocked, swapping) while its kernel still answers
+    /// transport keepalives. Zero turns the check off.
+    ///
+    /// Default: `Duration::from_secs(10)`: twice HyParView's neighbour
+    /// timeout, the QUIC adapter's idle timeout, and the TCP adapter's
+    /// keepalive, so a hung peer is replaced as fast as a dead one.
+    pub liveness_timeout: Duration,
     /// A commit of the store that takes this long or longer is logged as
     /// a slow disk write (a warning with its duration and size).
     ///
@@ -104,6 +129,8 @@ impl Default for DriverConfig {
         DriverConfig {
             node: node::Config::default(),
             max_connections: 256,
+            max_handshakes: 64,
+            max_handshakes_per_ip: 8,
             peer_queue_frames: 4096,
             peer_queue_bytes: 8 << 20,
             command_queue: 1024,
@@ -115,6 +142,7 @@ impl Default for DriverConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             linger: Duration::from_secs(2),
+            liveness_timeout: Duration::from_secs(10),
             slow_write: Duration::from_secs(1),
         }
     }
@@ -125,6 +153,8 @@ impl fmt::Debug for DriverConfig {
         let DriverConfig {
             node,
             max_connections,
+            max_handshakes,
+            max_handshakes_per_ip,
             peer_queue_frames,
             peer_queue_bytes,
             command_queue,
@@ -136,11 +166,14 @@ impl fmt::Debug for DriverConfig {
             backoff_min,
             backoff_max,
             linger,
+            liveness_timeout,
             slow_write,
         } = self;
         f.debug_struct("DriverConfig")
             .field("node", node)
             .field("max_connections", max_connections)
+            .field("max_handshakes", max_handshakes)
+            .field("max_handshakes_per_ip", max_handshakes_per_ip)
             .field("peer_queue_frames", peer_queue_frames)
             .field("peer_queue_bytes", peer_queue_bytes)
             .field("command_queue", command_queue)
@@ -152,6 +185,7 @@ impl fmt::Debug for DriverConfig {
             .field("backoff_min", backoff_min)
             .field("backoff_max", backoff_max)
             .field("linger", linger)
+            .field("liveness_timeout", liveness_timeout)
             .field("slow_write", slow_write)
             .finish()
     }

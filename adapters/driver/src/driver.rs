@@ -16,6 +16,7 @@
 mod commands;
 mod connections;
 mod durability;
+mod handshakes;
 mod link_table;
 
 pub(crate) use commands::Command;
@@ -85,6 +86,7 @@ pub fn start(
         connect_timeout: config.connect_timeout.into(),
         handshake_timeout: config.handshake_timeout.into(),
         linger: config.linger.into(),
+        liveness_timeout: config.liveness_timeout.into(),
     });
     let clock = MonotonicClock::new();
     // The low half of the random incarnation keeps this life's broadcast ids
@@ -111,6 +113,8 @@ pub fn start(
         stats,
         durability,
         overflowing: HashSet::new(),
+        handshakes: handshakes::Handshakes::default(),
+        refusing: false,
         stopping: None,
         next_housekeeping: clock.now(),
         config,
@@ -166,6 +170,10 @@ struct Core {
     /// Peers whose queue overflowed since it last took a frame (logged once
     /// per episode).
     overflowing: HashSet<SocketAddr>,
+    /// Inbound connections that have not said hello yet.
+    handshakes: handshakes::Handshakes,
+    /// Whether a refused handshake was logged since the last admitted one.
+    refusing: bool,
 }
 
 /// Closes the shared queues however the loop ends, its runtime dropped

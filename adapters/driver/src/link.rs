@@ -123,7 +123,14 @@ pub(crate) struct TaskCtx {
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) linger: Duration,
+    /// A link silent this long is broken; zero turns the check off.
+    pub(crate) liveness_timeout: Duration,
 }
+
+/// The record a link sends when it has had nothing to send for a third of
+/// the liveness timeout. A frame starts with its protocol version (1), so a
+/// one-byte record of 0 can never be a frame; the reader drops it.
+const KEEPALIVE: &[u8] = &[0];
 
 /// Bytes gathered into one write before flushing.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -298,9 +305,24 @@ async fn run(
     decoder.set_max(ctx.max_frame);
     let read = async {
         let mut scratch = vec![0u8; READ_CHUNK];
+        let silence = ctx.liveness_timeout;
         loop {
-            match decoder.read_record(&mut reader, &mut scratch).await {
+            let record = if silence.is_zero() {
+                decoder.read_record(&mut reader, &mut scratch).await
+            } else {
+                match timeout(&*ctx.runtime, silence, decoder.read_record(&mut reader, &mut scratch)).await {
+                    Some(record) => record,
+                    None => {
+                        // Its keepalives stopped too: a hung process, or a
+                        // host whose kernel still answers TCP keepalives.
+                        tracing::warn!(%peer, ?silence, "link silent for the liveness timeout: reporting the peer down");
+                        return Closed::Broken;
+                    }
+                }
+            };
+            match record {
                 Ok(Some(frame)) if frame.is_empty() => return Closed::Goodbye,
+                Ok(Some(frame)) if frame == KEEPALIVE => {}
                 Ok(Some(frame)) => {
                     if ctx
                         .shared
@@ -326,12 +348,21 @@ async fn run(
     };
     let write = async {
         let mut buf = Vec::new();
+        let keepalive_every = ctx.liveness_timeout / 3;
         loop {
+            let mut tick = (!keepalive_every.is_zero()).then(|| ctx.runtime.sleep(keepalive_every));
             let next = future::poll_fn(|cx| {
                 if let Poll::Ready(mode) = std::pin::Pin::new(&mut close).poll(cx) {
                     return Poll::Ready(Err(mode.unwrap_or(CloseMode::Abort)));
                 }
-                queue.poll_pop(cx).map(Ok)
+                if let Poll::Ready(frame) = queue.poll_pop(cx) {
+                    return Poll::Ready(Ok(frame));
+                }
+                match tick.as_mut().map(|t| t.as_mut().poll(cx)) {
+                    // Nothing to send for a while: tell the peer we live.
+                    Some(Poll::Ready(())) => Poll::Ready(Ok(Some(KEEPALIVE.to_vec()))),
+                    _ => Poll::Pending,
+                }
             })
             .await;
             let first = match next {

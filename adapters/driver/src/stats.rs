@@ -20,6 +20,10 @@ pub struct DriverStats {
     /// Inbound connections closed before or during their handshakes
     /// (transport or node handshake failed, timed out, or the node was full).
     pub handshake_failures: u64,
+    /// Inbound connections refused at once because `max_handshakes`
+    /// handshakes were running, or `max_handshakes_per_ip` from their
+    /// address (also counted in `handshake_failures`).
+    pub handshakes_refused: u64,
     /// Links that completed both handshakes.
     pub links_opened: u64,
     /// Links closed by an orderly goodbye from either side. A goodbye from

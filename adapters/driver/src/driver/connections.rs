@@ -100,18 +100,36 @@ impl Core {
 
     pub(super) fn on_accept(&mut self, accepting: Accepting) {
         self.stats.accepted += 1;
-        if self.stopping.is_some() || self.links.conn_count() >= self.config.max_connections {
+        let established = self.links.conn_count() - self.handshakes.len();
+        if self.stopping.is_some() || established >= self.config.max_connections {
             // Dropping it closes the connection before any handshake.
             self.stats.handshake_failures += 1;
             return;
         }
         let conn = self.links.new_conn(None);
+        let (max, per_ip) = (self.config.max_handshakes, self.config.max_handshakes_per_ip);
+        match self.handshakes.admit(conn, accepting.remote.ip(), max, per_ip) {
+            Ok(()) => self.refusing = false,
+            Err(why) => {
+                self.links.remove_conn(conn);
+                self.stats.handshake_failures += 1;
+                self.stats.handshakes_refused += 1;
+                // Once per burst: a flood must not flood the log too.
+                if !std::mem::replace(&mut self.refusing, true) {
+                    tracing::warn!(remote = %accepting.remote, ?why, "refusing inbound connections: too many handshakes running");
+                }
+                return;
+            }
+        }
         self.spawn(link::accept(self.ctx.clone(), conn, accepting));
     }
 
     pub(super) fn on_input(&mut self, input: Input) {
         match input {
-            Input::Inbound { conn, hello, reply } => self.on_inbound(conn, hello, reply),
+            Input::Inbound { conn, hello, reply } => {
+                self.handshakes.done(conn);
+                self.on_inbound(conn, hello, reply);
+            }
             Input::Outbound {
                 conn,
                 peer,
@@ -120,6 +138,7 @@ impl Core {
             } => self.on_outbound(conn, peer, incarnation, reply),
             Input::DialFailed { conn, peer, why } => self.on_dial_failed(conn, peer, why),
             Input::HandshakeFailed { conn } => {
+                self.handshakes.done(conn);
                 self.links.remove_conn(conn);
                 self.stats.handshake_failures += 1;
             }
