@@ -93,6 +93,12 @@ pub fn encode_record(body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(body);
 }
 
+/// The buffer capacity a decoder keeps between records: a large record's
+/// buffer is released once it has been taken, so a burst of large frames
+/// (or a peer that announced one and left) does not pin a frame's worth of
+/// memory per link for the link's life.
+pub const RETAINED_CAPACITY: usize = 64 * 1024;
+
 /// Incremental, sans-IO decoder of records.
 ///
 /// Feed it bytes as they arrive with [`FrameDecoder::extend`], then take
@@ -167,6 +173,9 @@ impl FrameDecoder {
         } else if self.start > self.buf.len() / 2 {
             self.buf.drain(..self.start);
             self.start = 0;
+        }
+        if self.buf.capacity() > RETAINED_CAPACITY {
+            self.buf.shrink_to(RETAINED_CAPACITY.max(self.buf.len()));
         }
         Ok(Some(body))
     }
@@ -298,6 +307,21 @@ fn decode_exact<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, FrameE
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_record_s_buffer_is_released_once_taken() {
+        let mut d = FrameDecoder::new(2 << 20);
+        let mut wire = Vec::new();
+        encode_record(&vec![7u8; 1 << 20], &mut wire);
+        encode_record(b"small", &mut wire);
+        for chunk in wire.chunks(64 * 1024) {
+            d.extend(chunk);
+        }
+        assert_eq!(d.next_record().unwrap().map(|r| r.len()), Some(1 << 20));
+        assert!(d.buf.capacity() <= RETAINED_CAPACITY, "kept {} bytes", d.buf.capacity());
+        assert_eq!(d.next_record().unwrap().as_deref(), Some(&b"small"[..]));
+        assert!(d.buf.capacity() <= RETAINED_CAPACITY);
+    }
     use futures_lite::future;
 
     #[test]
