@@ -94,6 +94,10 @@ pub(crate) struct NodeArgs {
     /// Log one JSON object per line instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Serve the node's counters and gauges as Prometheus text on
+    /// `http://ADDR/metrics`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Read no commands: serve until SIGINT or SIGTERM (as a service).
     /// Without it, commands are read until the end of stdin, and the node
     /// keeps serving after that too.
@@ -359,6 +363,13 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(args)?;
+    if let Some(addr) = args.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        tracing::info!(%addr, "serving Prometheus metrics");
+    }
     let args = &file;
     let node = start(args)?;
     let handle = node.handle().clone();

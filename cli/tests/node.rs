@@ -283,3 +283,46 @@ fn a_service_node_leaves_on_sigterm_and_its_peer_drops_it() {
     assert_eq!(members, [n1.addr.clone()], "n1 still lists the node that left");
     n1.finish();
 }
+
+/// `--metrics ADDR` serves the node's counters as Prometheus text: a scrape
+/// shows the driver's and the store's numbers, labelled with the node.
+#[test]
+fn metrics_are_served_for_prometheus() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let data = dir.path().join("m").display().to_string();
+    let mut n = node(&[
+        "--transport",
+        "tcp",
+        "--insecure-tcp",
+        "--data",
+        &data,
+        "--metrics",
+        &port.to_string(),
+    ]);
+    assert_eq!(n.ask("put app/users alice admin"), ["ok"]);
+    let scrape = || -> String {
+        let Ok(mut s) = std::net::TcpStream::connect(port) else {
+            return String::new();
+        };
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body
+    };
+    let want = format!("epidemic_node_metadata_puts{{node=\"{}\"}} 1", n.addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut body = scrape();
+    while !body.contains(&want) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        body = scrape();
+    }
+    assert!(body.contains(&want), "no {want} in:\n{body}");
+    assert!(body.contains("epidemic_driver_links_opened"), "{body}");
+    assert!(body.contains("# TYPE epidemic_node_metadata_keys gauge"), "{body}");
+    n.finish();
+}

@@ -364,6 +364,15 @@ impl Core {
         }
         if now >= self.next_housekeeping {
             self.housekeeping(now);
+            #[cfg(feature = "metrics")]
+            crate::metrics::publish(
+                self.ctx.shared.identity,
+                &crate::stats::NodeStats {
+                    node: self.node.stats(),
+                    driver: self.stats.clone(),
+                },
+                self.queues.iter().map(|(peer, q)| (*peer, q.len())),
+            );
             self.next_housekeeping = now + HOUSEKEEPING.into();
         }
     }

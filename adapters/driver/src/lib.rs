@@ -64,6 +64,8 @@ mod config;
 mod driver;
 mod handle;
 mod link;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod oneshot;
 mod queue;
 mod runtime;
