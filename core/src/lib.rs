@@ -64,6 +64,7 @@ pub mod clock;
 pub mod crdt;
 pub mod hashtree;
 pub mod identity;
+mod log;
 pub mod membership;
 pub mod metadata;
 pub mod node;

@@ -15,7 +15,7 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = buffer.clone();
         tracing_subscriber::fmt()
-            .with_env_filter("info")
+            .with_env_filter("info,epidemic_core=debug")
             .with_ansi(false)
             .with_writer(move || Capture(sink.clone()))
             .init();
@@ -108,4 +108,23 @@ fn bad_bytes_close_the_connection_with_a_warning_that_names_the_sender() {
     let line = line_with(&["WARN", "inbound connection refused", &from]);
     assert!(line.is_some(), "{}", String::from_utf8_lossy(&logs().lock().unwrap()));
     node.shutdown();
+}
+
+#[test]
+fn the_core_logs_its_protocol_decisions_at_debug() {
+    logs();
+    let a = TcpNode::start(TcpConfig::insecure_plaintext(lo())).unwrap();
+    let mut config = TcpConfig::insecure_plaintext(lo());
+    config.contacts = vec![a.identity()];
+    let b = TcpNode::start(config).unwrap();
+    let (a_id, b_id) = (a.identity().to_string(), b.identity().to_string());
+    // The joiner's decision, and both sides' new neighbour, with identities.
+    assert!(
+        line_with(&["DEBUG", "joining", &b_id, &a_id]).is_some(),
+        "{}",
+        String::from_utf8_lossy(&logs().lock().unwrap())
+    );
+    assert!(line_with(&["DEBUG", "neighbour up", &a_id, &b_id]).is_some());
+    b.shutdown();
+    a.shutdown();
 }

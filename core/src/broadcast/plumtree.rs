@@ -419,6 +419,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         if self.is_neighbor(&peer) {
             self.trees.set_eager(&root, &peer);
         }
+        crate::log::decision!(me = ?self.me, ?peer, ?root, ?id, "graft: a missing message, asked of its announcer");
         self.send(peer, Message::Graft { id, root, round });
         true
     }
@@ -515,6 +516,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
         if neighbor {
             self.trees.set_lazy(&root, &from);
         }
+        crate::log::decision!(me = ?self.me, peer = ?from, ?root, "prune: a duplicate, the link goes lazy");
         self.send(from, Message::Prune { root });
     }
 
@@ -621,6 +623,7 @@ impl<I: Identity, M: MessageId> Plumtree<I, M> {
     /// the one (the paper's `GRAFT(null)`), PRUNE to the other.
     fn rewire(&mut self, root: &I, to: &I, away: &I) {
         self.stats.optimisations += 1;
+        crate::log::decision!(me = ?self.me, ?root, parent = ?to, was = ?away, "tree optimised: a closer parent");
         self.trees.set_eager(root, to);
         self.send(to.clone(), Message::Attach { root: root.clone() });
         if away != to && self.is_neighbor(away) {

@@ -121,6 +121,7 @@ impl<I: Identity> Replica<I> {
             },
         );
         self.core.stats.exchanges_started += 1;
+        crate::log::decision!(me = ?self.core.me, ?peer, session, "anti-entropy exchange started");
         self.core.stats.exchange_rounds += 1;
         self.send(peer, Message::TreeRequest { session, request });
     }
@@ -221,6 +222,7 @@ impl<I: Identity> Replica<I> {
         if todo.is_empty() {
             self.ae.sessions.remove(&session);
             self.core.stats.exchanges_completed += 1;
+            crate::log::decision!(me = ?self.core.me, session, "anti-entropy exchange completed");
             return;
         }
         if let Some(s) = self.ae.sessions.get_mut(&session) {
@@ -308,6 +310,7 @@ impl<I: Identity> Replica<I> {
         if asked.is_empty() {
             self.ae.sessions.remove(&session);
             self.core.stats.exchanges_completed += 1;
+            crate::log::decision!(me = ?self.core.me, session, "anti-entropy exchange completed");
             return;
         }
         let (peer, keys) = (s.peer.clone(), asked.clone());

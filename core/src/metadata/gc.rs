@@ -296,6 +296,7 @@ impl<I: Identity> Replica<I> {
         self.core.collected.insert(now, k, entry.context);
         self.core.record(prefix, key, None, false);
         self.core.stats.collected += 1;
+        crate::log::decision!(me = ?self.core.me, ?prefix, ?key, "tombstone collected");
     }
 
     /// A member durably holds these tombstones. Recorded for the ones held

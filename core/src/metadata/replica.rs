@@ -118,7 +118,10 @@ impl<I: Identity> Core<I> {
             None => incoming,
         };
         match source {
-            ChangeSource::AntiEntropy => self.stats.repaired += 1,
+            ChangeSource::AntiEntropy => {
+                crate::log::decision!(me = ?self.me, ?prefix, ?key, "repaired by anti-entropy");
+                self.stats.repaired += 1;
+            }
             _ => self.stats.broadcast_merges += 1,
         }
         self.put_object(now, prefix, key, merged, source, false);

@@ -512,7 +512,8 @@ impl<I: Identity> Node<I> {
     pub fn join(&mut self, now: Instant, contacts: impl IntoIterator<Item = I>) {
         let now = self.clock(now);
         let me = self.me.clone();
-        let contacts = contacts.into_iter().filter(|c| *c != me).collect();
+        let contacts: Vec<I> = contacts.into_iter().filter(|c| *c != me).collect();
+        crate::log::decision!(me = ?self.me, ?contacts, "joining");
         self.membership.join(now, contacts);
         self.pump(now);
     }
@@ -717,11 +718,13 @@ impl<I: Identity> Node<I> {
                 progressed = true;
                 match event {
                     membership::Event::NeighborUp(peer) => {
+                        crate::log::decision!(me = ?self.me, ?peer, "neighbour up");
                         self.plumtree.neighbor_up(now, peer.clone());
                         self.metadata.neighbor_up(now, peer.clone());
                         self.events.push_back(Event::NeighborUp(peer));
                     }
                     membership::Event::NeighborDown(peer) => {
+                        crate::log::decision!(me = ?self.me, ?peer, "neighbour down");
                         self.plumtree.neighbor_down(now, &peer);
                         self.metadata.neighbor_down(now, &peer);
                         self.events.push_back(Event::NeighborDown(peer));

@@ -114,6 +114,7 @@ impl<I: Identity> HyParView<I> {
 
     /// Sends `Join` to `contact` and waits for its answer.
     pub(super) fn send_join(&mut self, now: Instant, contact: I) {
+        crate::log::decision!(me = ?self.me, ?contact, "join sent");
         self.joining = Some(PendingJoin {
             contact: contact.clone(),
             deadline: now + self.config.neighbor_timeout,
@@ -132,6 +133,7 @@ impl<I: Identity> HyParView<I> {
     /// The pending join failed: its contact is down, refused, left, or was
     /// silent. Retry later, through the next contact.
     pub(super) fn join_failed(&mut self, now: Instant) {
+        crate::log::decision!(me = ?self.me, contact = ?self.joining.as_ref().map(|j| &j.contact), "join failed: retrying with backoff through the next contact");
         self.joining = None;
         self.stats.join_failures += 1;
         self.schedule_rejoin(now);
