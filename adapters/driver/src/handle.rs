@@ -38,6 +38,69 @@ pub enum Error {
     Storage(String),
 }
 
+/// Data a [`Handle`] takes as a key or a value: owned or borrowed bytes or
+/// text (`&str`, `String`, `&[u8]`, `&[u8; N]`, `Vec<u8>`, `Bytes`, and
+/// references to them). Owned `Bytes`, `Vec<u8>` and `String` move in
+/// without a copy; borrowed data is copied once.
+pub trait IntoBytes {
+    /// The bytes, owned.
+    fn into_bytes(self) -> Bytes;
+}
+
+impl IntoBytes for Bytes {
+    fn into_bytes(self) -> Bytes {
+        self
+    }
+}
+
+impl IntoBytes for &Bytes {
+    fn into_bytes(self) -> Bytes {
+        self.clone()
+    }
+}
+
+impl IntoBytes for Vec<u8> {
+    fn into_bytes(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoBytes for &Vec<u8> {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl IntoBytes for String {
+    fn into_bytes(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoBytes for &String {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+
+impl IntoBytes for &str {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+
+impl IntoBytes for &[u8] {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl<const N: usize> IntoBytes for &[u8; N] {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
 struct Subscriber {
     queue: Arc<Queue<Event<SocketAddr>>>,
     lagged: Arc<AtomicU64>,
@@ -209,8 +272,8 @@ impl Handle {
     /// Broadcasts `payload` to every node. Resolves once the node has taken
     /// it (not once peers have it). A payload over the configured limit is
     /// refused with [`Error::Broadcast`].
-    pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<BroadcastId<SocketAddr>, Error> {
-        let payload = payload.into();
+    pub async fn broadcast(&self, payload: impl IntoBytes) -> Result<BroadcastId<SocketAddr>, Error> {
+        let payload = payload.into_bytes();
         Ok(self.request(|reply| Command::Broadcast { payload, reply }).await??)
     }
 
@@ -285,11 +348,11 @@ impl Handle {
     pub async fn put(
         &self,
         prefix: &FullPrefix,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         context: Option<metadata::Context<SocketAddr>>,
     ) -> Result<(), Error> {
-        let (prefix, key, value) = (prefix.clone(), key.into(), Some(value.into()));
+        let (prefix, key, value) = (prefix.clone(), key.into_bytes(), Some(value.into_bytes()));
         self.request(|reply| Command::Put {
             prefix,
             key,
@@ -304,10 +367,10 @@ impl Handle {
     pub async fn delete(
         &self,
         prefix: &FullPrefix,
-        key: impl Into<Bytes>,
+        key: impl IntoBytes,
         context: Option<metadata::Context<SocketAddr>>,
     ) -> Result<(), Error> {
-        let (prefix, key) = (prefix.clone(), key.into());
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
         self.request(|reply| Command::Put {
             prefix,
             key,
@@ -324,16 +387,16 @@ impl Handle {
     pub async fn get(
         &self,
         prefix: &FullPrefix,
-        key: impl AsRef<[u8]>,
+        key: impl IntoBytes,
     ) -> Result<Option<Read<Actor<SocketAddr>>>, Error> {
-        let (prefix, key) = (prefix.clone(), key.as_ref().to_vec());
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
         self.inspect(move |node| node.get(&prefix, &key)).await
     }
 
     /// Reads `key` resolved to one value: the prefix's CRDT merge if one is
     /// registered, last-writer-wins otherwise; `None` if absent or deleted.
-    pub async fn get_resolved(&self, prefix: &FullPrefix, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-        let (prefix, key) = (prefix.clone(), key.as_ref().to_vec());
+    pub async fn get_resolved(&self, prefix: &FullPrefix, key: impl IntoBytes) -> Result<Option<Bytes>, Error> {
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
         self.inspect(move |node| node.get_resolved(&prefix, &key)).await
     }
 

@@ -74,7 +74,7 @@ pub mod tls;
 
 pub use config::DriverConfig;
 pub use driver::start;
-pub use handle::{Error, Events, Handle};
+pub use handle::{Error, Events, Handle, IntoBytes};
 pub use runtime::{Accepting, BoxFuture, BoxReader, BoxWriter, Duplex, Runtime, Transport};
 pub use stats::{DriverStats, NodeStats};
 
