@@ -8,7 +8,9 @@ use crate::stats::NodeStats;
 use crate::store::Durable;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use bytes::Bytes;
+use epidemic_core::Instant;
 use epidemic_core::broadcast::BroadcastError;
+use epidemic_core::hashtree::Digest;
 use epidemic_core::metadata::{self, Actor};
 use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read, SubscriptionId};
 use epidemic_core::node::{BroadcastId, Event, Node};
@@ -36,6 +38,15 @@ pub enum Error {
     /// The store failed before the write was durable; the node stopped.
     #[error("storage failed: {0}")]
     Storage(String),
+    /// A mesh operation ([`Handle::add_member`], [`Handle::remove_member`])
+    /// on a node that runs HyParView, whose membership is not
+    /// operator-controlled; nothing was done.
+    #[error("the node does not run the mesh membership")]
+    NotMesh,
+    /// The mesh refused the new member: its member set is full
+    /// (`max_members`); nothing was done.
+    #[error("the mesh member set is full")]
+    MembersFull,
 }
 
 /// Data a [`Handle`] takes as a key or a value: owned or borrowed bytes or
@@ -304,9 +315,60 @@ impl Handle {
         .await
     }
 
-    /// The members this node knows ([`Node::members`]).
+    /// Runs `f` on the node, on the driver's loop, with the loop's clock,
+    /// then sends what it produced.
+    async fn mutate<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node<SocketAddr>, Instant) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        self.request(|reply| {
+            Command::Mutate(Box::new(move |node, now| {
+                let _ = reply.send(f(node, now));
+            }))
+        })
+        .await
+    }
+
+    /// The members this node knows ([`Node::members`]), itself included:
+    /// the whole member set in mesh mode; the overlay neighbours in
+    /// HyParView mode, where no node knows every member.
     pub async fn members(&self) -> Result<Vec<SocketAddr>, Error> {
         self.inspect(Node::members).await
+    }
+
+    /// Mesh mode: adds `member` to the cluster ([`Node::add_member`]); the
+    /// change spreads to every member, and the new member learns at once
+    /// that it belongs. Adding a member already there (or the node itself)
+    /// changes nothing. [`Error::NotMesh`] under HyParView;
+    /// [`Error::MembersFull`] when the member set is at its bound.
+    pub async fn add_member(&self, member: SocketAddr) -> Result<(), Error> {
+        self.mutate(move |node, now| {
+            if !node.is_mesh() {
+                return Err(Error::NotMesh);
+            }
+            node.add_member(now, member);
+            if node.is_member(&member) {
+                Ok(())
+            } else {
+                Err(Error::MembersFull)
+            }
+        })
+        .await?
+    }
+
+    /// Mesh mode: removes `member` from the cluster
+    /// ([`Node::remove_member`]); true if it was a member. [`Error::NotMesh`]
+    /// under HyParView.
+    pub async fn remove_member(&self, member: SocketAddr) -> Result<bool, Error> {
+        self.mutate(move |node, now| {
+            if !node.is_mesh() {
+                return Err(Error::NotMesh);
+            }
+            let was = node.is_member(&member);
+            node.remove_member(now, member);
+            Ok(was)
+        })
+        .await?
     }
 
     /// The overlay neighbours ([`Node::active_view`]).
@@ -400,11 +462,33 @@ impl Handle {
         self.inspect(move |node| node.get_resolved(&prefix, &key)).await
     }
 
-    /// Every key under `prefix` with its read, tombstones included.
+    /// Every key under `prefix` that is not deleted, in key order, with its
+    /// read ([`Node::iter`]): owned, so it crosses to any thread.
     pub async fn list(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, Read<Actor<SocketAddr>>)>, Error> {
         let prefix = prefix.clone();
         self.inspect(move |node| node.iter(&prefix).map(|(k, r)| (k.clone(), r)).collect())
             .await
+    }
+
+    /// Folds `f` over the keys of `prefix` that are not deleted, in key
+    /// order ([`Node::fold`]). `f` runs on the driver's loop, so it copies
+    /// nothing it does not keep; keep it short, the node waits for it.
+    pub async fn fold<B: Send + 'static>(
+        &self,
+        prefix: &FullPrefix,
+        init: B,
+        f: impl FnMut(B, &Bytes, Read<Actor<SocketAddr>>) -> B + Send + 'static,
+    ) -> Result<B, Error> {
+        let prefix = prefix.clone();
+        self.inspect(move |node| node.fold(&prefix, init, f)).await
+    }
+
+    /// A hash of everything stored under `prefix`, tombstones included
+    /// ([`Node::prefix_hash`]): equal on two nodes when they hold the same
+    /// objects there; `None` when the prefix holds nothing.
+    pub async fn prefix_hash(&self, prefix: &FullPrefix) -> Result<Option<Digest>, Error> {
+        let prefix = prefix.clone();
+        self.inspect(move |node| node.prefix_hash(&prefix)).await
     }
 
     /// Subscribes to changes under `prefix`: from now on the event stream

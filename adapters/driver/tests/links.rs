@@ -80,6 +80,10 @@ impl Transport for PipeTransport {
 }
 
 fn node(net: &Arc<Net>, gate: &Arc<Barrier>, port: u16) -> Handle {
+    node_with(net, gate, port, DriverConfig::default())
+}
+
+fn node_with(net: &Arc<Net>, gate: &Arc<Barrier>, port: u16, config: DriverConfig) -> Handle {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let (tx, rx) = unbounded();
     net.listeners.lock().unwrap().insert(addr, tx);
@@ -91,7 +95,7 @@ fn node(net: &Arc<Net>, gate: &Arc<Barrier>, port: u16) -> Handle {
     };
     epidemic_driver::start(
         addr,
-        DriverConfig::default(),
+        config,
         Vec::new(),
         None,
         Arc::new(transport),
@@ -150,4 +154,100 @@ fn simultaneous_dials_settle_on_one_connection() {
     assert!(delivered(&mut a_events, b"from b"));
     block_on(a.shutdown()).unwrap();
     block_on(b.shutdown()).unwrap();
+}
+
+fn mesh_node(net: &Arc<Net>, port: u16) -> Handle {
+    let mut config = DriverConfig::default();
+    config.node = epidemic_core::node::Config::mesh(3);
+    // A barrier of one holds no dial.
+    node_with(net, &Arc::new(Barrier::new(1)), port, config)
+}
+
+#[test]
+fn mesh_members_are_added_and_removed_through_the_handle() {
+    let net = Arc::new(Net::default());
+    let (a, b, c) = (mesh_node(&net, 3000), mesh_node(&net, 3001), mesh_node(&net, 3002));
+    let (ia, ib, ic) = (a.identity(), b.identity(), c.identity());
+    block_on(a.add_member(ib)).unwrap();
+    block_on(a.add_member(ic)).unwrap();
+    // Adding a member twice, or the node itself, changes nothing.
+    block_on(a.add_member(ib)).unwrap();
+    block_on(a.add_member(ia)).unwrap();
+
+    let members = |h: &Handle| {
+        let mut m = block_on(h.members()).unwrap();
+        m.sort();
+        m
+    };
+    let all = {
+        let mut v = vec![ia, ib, ic];
+        v.sort();
+        v
+    };
+    assert!(
+        eventually(|| [&a, &b, &c].iter().all(|h| members(h) == all)),
+        "every node holds the three members: {:?} {:?} {:?}",
+        members(&a),
+        members(&b),
+        members(&c)
+    );
+    // The mesh carries the store: a write at c reaches a.
+    let prefix = epidemic_core::metadata::FullPrefix::new("mesh", "t");
+    block_on(c.put(&prefix, "k", "from c", None)).unwrap();
+    assert!(eventually(|| block_on(a.get_resolved(&prefix, "k"))
+        .unwrap()
+        .as_deref()
+        == Some(&b"from c"[..])));
+
+    // Both hold the same objects there, and a fold sees the one key.
+    let hash = |h: &Handle| block_on(h.prefix_hash(&prefix)).unwrap();
+    assert!(hash(&a).is_some());
+    assert!(eventually(|| hash(&a) == hash(&c)));
+    let before = hash(&a);
+    block_on(a.put(&prefix, "k2", "from a", None)).unwrap();
+    assert_ne!(hash(&a), before, "a write changes the hash");
+    let keys = block_on(a.fold(&prefix, Vec::new(), |mut keys, k, read| {
+        keys.push((k.clone(), read.siblings()));
+        keys
+    }))
+    .unwrap();
+    assert_eq!(keys, [(bytes::Bytes::from("k"), 1), (bytes::Bytes::from("k2"), 1)]);
+    assert!(eventually(|| hash(&a) == hash(&b) && hash(&b) == hash(&c)));
+
+    // b removes c; the removal spreads to a, and c learns it too.
+    assert!(block_on(b.remove_member(ic)).unwrap(), "c was a member");
+    let without_c = {
+        let mut v = vec![ia, ib];
+        v.sort();
+        v
+    };
+    assert!(
+        eventually(|| members(&a) == without_c && members(&b) == without_c),
+        "c is removed everywhere: {:?} {:?}",
+        members(&a),
+        members(&b)
+    );
+    assert!(!block_on(a.remove_member(ic)).unwrap(), "c is no longer a member");
+    for h in [a, b, c] {
+        block_on(h.shutdown()).unwrap();
+    }
+}
+
+#[test]
+fn mesh_operations_on_a_hyparview_node_are_refused() {
+    let net = Arc::new(Net::default());
+    let gate = Arc::new(Barrier::new(1));
+    let (a, b) = (node(&net, &gate, 4000), node(&net, &gate, 4001));
+    assert_eq!(
+        block_on(a.add_member(b.identity())),
+        Err(epidemic_driver::Error::NotMesh)
+    );
+    assert_eq!(
+        block_on(a.remove_member(b.identity())),
+        Err(epidemic_driver::Error::NotMesh)
+    );
+    assert_eq!(block_on(a.members()).unwrap(), vec![a.identity()], "nothing was added");
+    for h in [a, b] {
+        block_on(h.shutdown()).unwrap();
+    }
 }
