@@ -10,12 +10,17 @@ use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use bytes::Bytes;
 use epidemic_core::Instant;
 use epidemic_core::broadcast::BroadcastError;
+use epidemic_core::crdt::Merge;
 use epidemic_core::hashtree::Digest;
+use epidemic_core::metadata::Merger;
 use epidemic_core::metadata::{self, Actor};
 use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read, SubscriptionId};
+use epidemic_core::node::typed::{self, Typed, TypedError, TypedRead};
 use epidemic_core::node::{BroadcastId, Event, Node};
 use futures_core::Stream;
 use futures_lite::future;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -43,6 +48,11 @@ pub enum Error {
     /// operator-controlled; nothing was done.
     #[error("the node does not run the mesh membership")]
     NotMesh,
+    /// A typed value could not be encoded, or a stored value is not of the
+    /// type asked for (see [`TypedError`]); nothing was written. A refused
+    /// typed write is [`Error::Put`].
+    #[error(transparent)]
+    Typed(TypedError),
     /// The mesh refused the new member: its member set is full
     /// (`max_members`); nothing was done.
     #[error("the mesh member set is full")]
@@ -109,6 +119,15 @@ impl IntoBytes for &[u8] {
 impl<const N: usize> IntoBytes for &[u8; N] {
     fn into_bytes(self) -> Bytes {
         Bytes::copy_from_slice(self)
+    }
+}
+
+impl From<TypedError> for Error {
+    fn from(e: TypedError) -> Self {
+        match e {
+            TypedError::Put(e) => Error::Put(e),
+            e => Error::Typed(e),
+        }
     }
 }
 
@@ -489,6 +508,116 @@ impl Handle {
     pub async fn prefix_hash(&self, prefix: &FullPrefix) -> Result<Option<Digest>, Error> {
         let prefix = prefix.clone();
         self.inspect(move |node| node.prefix_hash(&prefix)).await
+    }
+
+    /// Writes the typed `value` under `key` (postcard-encoded, as
+    /// [`Typed::put`] stores it), like [`Handle::put`]. Delete with
+    /// [`Handle::delete`].
+    pub async fn put_typed<T: Serialize>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+        value: &T,
+        context: Option<metadata::Context<SocketAddr>>,
+    ) -> Result<(), Error> {
+        let value = typed::encode(value)?;
+        self.put(prefix, key, value, context).await
+    }
+
+    /// Reads the typed value of `key` resolved to one, as
+    /// [`Handle::get_resolved`]: the CRDT merge if the prefix is registered
+    /// ([`Handle::register_crdt_typed`]), last-writer-wins otherwise; `None`
+    /// if absent or deleted. A stored value that is not a `T` is
+    /// [`Error::Typed`].
+    pub async fn get_typed<T: DeserializeOwned>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+    ) -> Result<Option<T>, Error> {
+        match self.get_resolved(prefix, key).await? {
+            Some(bytes) => Ok(Some(typed::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads every live sibling of `key`, decoded, with the context to
+    /// write back ([`Typed::get`]); `None` if absent.
+    pub async fn get_typed_siblings<T: Serialize + DeserializeOwned + Send + 'static>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+    ) -> Result<Option<TypedRead<SocketAddr, T>>, Error> {
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
+        Ok(self
+            .inspect(move |node| Typed::<T>::new(prefix).get(node, &key))
+            .await??)
+    }
+
+    /// Every key of `prefix` that is not deleted, in key order, with its
+    /// typed value resolved as [`Handle::get_typed`] resolves it; the first
+    /// value that is not a `T` fails the whole read. Fold or iterate the
+    /// result as any `Vec`.
+    pub async fn list_typed<T: DeserializeOwned>(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, T)>, Error> {
+        let prefix = prefix.clone();
+        let resolved: Vec<(Bytes, Bytes)> = self
+            .inspect(move |node| {
+                node.iter(&prefix)
+                    .filter_map(|(k, _)| node.get_resolved(&prefix, k).map(|v| (k.clone(), v)))
+                    .collect()
+            })
+            .await?;
+        let mut out = Vec::with_capacity(resolved.len());
+        for (k, v) in resolved {
+            out.push((k, typed::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Read-modify-write of a typed value: `f` gets the value resolved as
+    /// [`Handle::get_typed`] resolves it (or `T::default()`), and the result
+    /// is written with the read's context, so it replaces every sibling the
+    /// read saw; a write that raced with it stays a sibling (and a CRDT
+    /// prefix merges it). Returns what `f` returned.
+    pub async fn update_typed<T: Default + Serialize + DeserializeOwned, R>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, Error> {
+        let key = key.into_bytes();
+        let (p, k) = (prefix.clone(), key.clone());
+        let (resolved, context) = self
+            .inspect(move |node| {
+                let context = node.get(&p, &k).map(Read::into_context);
+                (node.get_resolved(&p, &k), context)
+            })
+            .await?;
+        let mut value = match resolved {
+            Some(bytes) => typed::decode(&bytes)?,
+            None => T::default(),
+        };
+        let r = f(&mut value);
+        self.put_typed(prefix, key, &value, context).await?;
+        Ok(r)
+    }
+
+    /// Declares `prefix` CRDT-valued on this node ([`Node::register_crdt`]):
+    /// reads resolve its siblings with `merger`, and the node owning a
+    /// key's siblings writes the merge back, so the prefix converges to one
+    /// sibling per key. Register it on every node, before writing.
+    pub async fn register_crdt(&self, prefix: &FullPrefix, merger: Merger) -> Result<(), Error> {
+        let prefix = prefix.clone();
+        self.mutate(move |node, now| node.register_crdt(now, prefix, merger))
+            .await
+    }
+
+    /// [`Handle::register_crdt`] for values of a [`Merge`] type `T` (a
+    /// counter, register, `OrSwot`, `OrMap`), as [`Typed::register`] does.
+    pub async fn register_crdt_typed<T: Merge + Default + Serialize + DeserializeOwned>(
+        &self,
+        prefix: &FullPrefix,
+    ) -> Result<(), Error> {
+        self.register_crdt(prefix, typed::merger::<T>).await
     }
 
     /// Subscribes to changes under `prefix`: from now on the event stream

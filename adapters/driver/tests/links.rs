@@ -251,3 +251,111 @@ fn mesh_operations_on_a_hyparview_node_are_refused() {
         block_on(h.shutdown()).unwrap();
     }
 }
+
+/// Two HyParView nodes linked over pipes.
+fn pair(base: u16) -> (Handle, Handle) {
+    let net = Arc::new(Net::default());
+    let gate = Arc::new(Barrier::new(1));
+    let (a, b) = (node(&net, &gate, base), node(&net, &gate, base + 1));
+    block_on(b.join([a.identity()])).unwrap();
+    assert!(eventually(|| block_on(a.neighbors()).unwrap().contains(&b.identity())));
+    (a, b)
+}
+
+#[test]
+fn keys_and_values_take_borrowed_and_owned_data_alike() {
+    let (a, b) = pair(5000);
+    let prefix = epidemic_core::metadata::FullPrefix::new("borrowed", "t");
+    let name = String::from("by-str");
+    let value = String::from("v-str");
+    // Every form of key and value, borrowed and owned.
+    block_on(a.put(&prefix, name.as_str(), value.as_str(), None)).unwrap();
+    block_on(a.put(&prefix, &name[..3], &value, None)).unwrap();
+    block_on(a.put(&prefix, name.clone(), value.clone(), None)).unwrap();
+    block_on(a.put(&prefix, b"by-array", b"v-array", None)).unwrap();
+    block_on(a.put(&prefix, &b"by-slice"[..], &b"v-slice"[..], None)).unwrap();
+    block_on(a.put(&prefix, b"by-vec".to_vec(), b"v-vec".to_vec(), None)).unwrap();
+    let key = bytes::Bytes::from("by-bytes");
+    block_on(a.put(&prefix, &key, bytes::Bytes::from("v-bytes"), None)).unwrap();
+    // Read back at the other node with another form of each key.
+    let at_b = |k: &[u8]| block_on(b.get_resolved(&prefix, k)).unwrap();
+    assert!(eventually(|| at_b(b"by-bytes").is_some()));
+    let expect: [(&[u8], &[u8]); 6] = [
+        (b"by-str", b"v-str"),
+        (b"by-", b"v-str"),
+        (b"by-array", b"v-array"),
+        (b"by-slice", b"v-slice"),
+        (b"by-vec", b"v-vec"),
+        (b"by-bytes", b"v-bytes"),
+    ];
+    for (k, v) in expect {
+        assert!(eventually(|| at_b(k).as_deref() == Some(v)), "{k:?}");
+    }
+    assert_eq!(block_on(b.get(&prefix, &name)).unwrap().unwrap().live().count(), 1);
+    assert_eq!(
+        block_on(b.get(&prefix, key)).unwrap().unwrap().lww().unwrap(),
+        "v-bytes"
+    );
+    // Deletes take the same forms.
+    block_on(a.delete(&prefix, name.as_str(), None)).unwrap();
+    block_on(a.delete(&prefix, b"by-vec".to_vec(), None)).unwrap();
+    assert!(eventually(|| at_b(b"by-str").is_none() && at_b(b"by-vec").is_none()));
+    assert_eq!(at_b(b"by-array").as_deref(), Some(&b"v-array"[..]));
+    for h in [a, b] {
+        block_on(h.shutdown()).unwrap();
+    }
+}
+
+#[test]
+fn typed_values_cross_nodes_and_crdt_prefixes_merge() {
+    use epidemic_core::crdt::GCounter;
+    let (a, b) = pair(6000);
+    let prefix = epidemic_core::metadata::FullPrefix::new("typed", "t");
+    let port: (String, u16) = ("http".into(), 8080);
+    block_on(a.put_typed(&prefix, "svc", &port, None)).unwrap();
+    let at_b = || block_on(b.get_typed::<(String, u16)>(&prefix, "svc")).unwrap();
+    assert!(eventually(|| at_b() == Some(port.clone())));
+    let listed = block_on(b.list_typed::<(String, u16)>(&prefix)).unwrap();
+    assert_eq!(listed, [(bytes::Bytes::from("svc"), port.clone())]);
+    let read = block_on(b.get_typed_siblings::<(String, u16)>(&prefix, "svc"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.values(), std::slice::from_ref(&port));
+    // A value of another type is a typed error, not a panic or garbage.
+    block_on(a.put(&prefix, "raw", "\u{ff}\u{ff}\u{ff}", None)).unwrap();
+    assert!(matches!(
+        block_on(a.get_typed::<(String, u16)>(&prefix, "raw")),
+        Err(epidemic_driver::Error::Typed(_))
+    ));
+    assert!(matches!(
+        block_on(a.list_typed::<(String, u16)>(&prefix)),
+        Err(epidemic_driver::Error::Typed(_))
+    ));
+    // Typed delete is the plain delete.
+    block_on(a.delete(&prefix, "svc", None)).unwrap();
+    assert!(eventually(|| at_b().is_none()));
+
+    // A CRDT prefix registered through the handle on both nodes: counter
+    // increments at both merge instead of overwriting.
+    let counters = epidemic_core::metadata::FullPrefix::new("typed", "counters");
+    for h in [&a, &b] {
+        block_on(h.register_crdt_typed::<GCounter<SocketAddr>>(&counters)).unwrap();
+    }
+    let (ia, ib) = (a.identity(), b.identity());
+    block_on(a.update_typed(&counters, "hits", |c: &mut GCounter<SocketAddr>| c.increment_by(ia, 2))).unwrap();
+    block_on(b.update_typed(&counters, "hits", |c: &mut GCounter<SocketAddr>| c.increment_by(ib, 3))).unwrap();
+    let total = |h: &Handle| {
+        block_on(h.get_typed::<GCounter<SocketAddr>>(&counters, "hits"))
+            .unwrap()
+            .map(|c| c.value())
+    };
+    assert!(
+        eventually(|| total(&a) == Some(5) && total(&b) == Some(5)),
+        "{:?} {:?}",
+        total(&a),
+        total(&b)
+    );
+    for h in [a, b] {
+        block_on(h.shutdown()).unwrap();
+    }
+}
