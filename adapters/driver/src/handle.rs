@@ -481,6 +481,71 @@ impl Handle {
         self.inspect(move |node| node.get_resolved(&prefix, &key)).await
     }
 
+    /// Read-repair, as Riak's `get` with a resolver: reads `key` resolved
+    /// as [`Handle::get_resolved`] resolves it (the prefix's CRDT merge if
+    /// one is registered, last-writer-wins otherwise) and, when the key has
+    /// more than one sibling, writes the resolved value back with the
+    /// read's context (a tombstone if it resolved to deleted), so the
+    /// siblings collapse to one on every node; a write that raced with the
+    /// read stays a sibling. Resolves once the write-back is durable, like
+    /// [`Handle::put`]. Returns the resolved value; `None` if absent or
+    /// deleted.
+    pub async fn get_resolved_and_repair(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+    ) -> Result<Option<Bytes>, Error> {
+        let key = key.into_bytes();
+        let (p, k) = (prefix.clone(), key.clone());
+        let read = self
+            .inspect(move |node| {
+                let read = node.get(&p, &k)?;
+                Some((node.get_resolved(&p, &k), read))
+            })
+            .await?;
+        let Some((resolved, read)) = read else {
+            return Ok(None);
+        };
+        self.repair(prefix, key, resolved, read).await
+    }
+
+    /// Read-repair with a resolver of your own: reads `key` and, if it has
+    /// several live siblings, resolves them with `resolve` ([`Read::resolve`]:
+    /// `None` if deleted, the value itself if there is one); when the key
+    /// has more than one sibling, writes the result back with the read's
+    /// context, as [`Handle::get_resolved_and_repair`] does. `resolve` runs
+    /// on the caller's task.
+    pub async fn resolve_and_repair(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+        resolve: impl FnOnce(&[Bytes]) -> Bytes,
+    ) -> Result<Option<Bytes>, Error> {
+        let key = key.into_bytes();
+        let Some(read) = self.get(prefix, key.clone()).await? else {
+            return Ok(None);
+        };
+        let resolved = read.resolve(resolve);
+        self.repair(prefix, key, resolved, read).await
+    }
+
+    async fn repair(
+        &self,
+        prefix: &FullPrefix,
+        key: Bytes,
+        resolved: Option<Bytes>,
+        read: Read<Actor<SocketAddr>>,
+    ) -> Result<Option<Bytes>, Error> {
+        if read.siblings() > 1 {
+            let context = Some(read.into_context());
+            match &resolved {
+                Some(v) => self.put(prefix, key, v, context).await?,
+                None => self.delete(prefix, key, context).await?,
+            }
+        }
+        Ok(resolved)
+    }
+
     /// Every key under `prefix` that is not deleted, in key order, with its
     /// read ([`Node::iter`]): owned, so it crosses to any thread.
     pub async fn list(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, Read<Actor<SocketAddr>>)>, Error> {

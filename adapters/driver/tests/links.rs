@@ -359,3 +359,41 @@ fn typed_values_cross_nodes_and_crdt_prefixes_merge() {
         block_on(h.shutdown()).unwrap();
     }
 }
+
+#[test]
+fn read_repair_with_a_resolver_of_ones_own_collapses_siblings() {
+    let (a, b) = pair(7000);
+    let prefix = epidemic_core::metadata::FullPrefix::new("repair", "t");
+    block_on(a.put(&prefix, "k", "base", None)).unwrap();
+    let read = |h: &Handle| block_on(h.get(&prefix, "k")).unwrap();
+    let live = |h: &Handle| -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = read(h)
+            .map(|r| r.live().map(|b| b.to_vec()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert!(eventually(|| live(&b) == [b"base".to_vec()]));
+    // Both overwrite the base with its context: siblings whatever the timing.
+    let base = read(&a).unwrap().into_context();
+    block_on(a.put(&prefix, "k", "from-a", Some(base.clone()))).unwrap();
+    block_on(b.put(&prefix, "k", "from-b", Some(base))).unwrap();
+    let both = [b"from-a".to_vec(), b"from-b".to_vec()];
+    assert!(eventually(|| live(&a) == both && live(&b) == both));
+    let resolved = block_on(b.resolve_and_repair(&prefix, "k", |values| {
+        let mut v: Vec<&[u8]> = values.iter().map(|b| &b[..]).collect();
+        v.sort();
+        bytes::Bytes::from(v.join(&b"+"[..]))
+    }))
+    .unwrap();
+    assert_eq!(resolved.as_deref(), Some(&b"from-a+from-b"[..]));
+    let merged = [b"from-a+from-b".to_vec()];
+    assert!(eventually(|| live(&a) == merged && live(&b) == merged));
+    // With one value there is nothing to repair: the value comes back as is.
+    let resolved = block_on(a.resolve_and_repair(&prefix, "k", |_| unreachable!("one value"))).unwrap();
+    assert_eq!(resolved.as_deref(), Some(&b"from-a+from-b"[..]));
+    assert_eq!(block_on(a.get_resolved_and_repair(&prefix, "absent")).unwrap(), None);
+    for h in [a, b] {
+        block_on(h.shutdown()).unwrap();
+    }
+}
