@@ -475,7 +475,9 @@ impl Handle {
     }
 
     /// Reads `key` resolved to one value: the prefix's CRDT merge if one is
-    /// registered, last-writer-wins otherwise; `None` if absent or deleted.
+    /// registered ([`Handle::register_crdt`]), last-writer-wins otherwise;
+    /// `None` if absent or deleted. Nothing is written back; see
+    /// [`Handle::get_resolved_and_repair`].
     pub async fn get_resolved(&self, prefix: &FullPrefix, key: impl IntoBytes) -> Result<Option<Bytes>, Error> {
         let (prefix, key) = (prefix.clone(), key.into_bytes());
         self.inspect(move |node| node.get_resolved(&prefix, &key)).await
