@@ -266,7 +266,7 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
             let (prefix, rest) = word(rest).ok_or_else(|| usage("put PREFIX KEY VALUE"))?;
             let (key, value) = word(rest).ok_or_else(|| usage("put PREFIX KEY VALUE"))?;
             let value = value.trim_start();
-            block_on(handle.put(&parse_prefix(prefix), key.to_owned(), value.to_owned(), None))?;
+            block_on(handle.put(&parse_prefix(prefix), key, value, None))?;
             Ok(vec!["ok".into()])
         }
         "get" => {
@@ -287,7 +287,7 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
         "delete" => {
             let (prefix, rest) = word(rest).ok_or_else(|| usage("delete PREFIX KEY"))?;
             let (key, _) = word(rest).ok_or_else(|| usage("delete PREFIX KEY"))?;
-            block_on(handle.delete(&parse_prefix(prefix), key.to_owned(), None))?;
+            block_on(handle.delete(&parse_prefix(prefix), key, None))?;
             Ok(vec!["ok".into()])
         }
         "help" => Ok(HELP.lines().map(str::to_owned).collect()),

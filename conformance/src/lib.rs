@@ -48,6 +48,12 @@
 //!   while it is down, it restarts from its disk (everything it had is back
 //!   at once) and Merkle anti-entropy brings it what it missed (the
 //!   broadcast never will);
+//! - **typed values**: serde values written at one node read back, typed,
+//!   at every node, and an overwrite from another node replaces them;
+//! - **read-repair**: two nodes overwrite one key with the same earlier
+//!   context, so their writes are siblings whatever the timing; a read
+//!   with repair at a third node returns one of them and writes it back,
+//!   and every node ends up with that one value;
 //! - **bad input** from a raw connection: garbage bytes, a length prefix of
 //!   4 GiB, a wrong protocol version, a record cut off half-way, a frame cut
 //!   off half-way. Each closes that connection; the node keeps its
@@ -75,7 +81,9 @@
 //!   opens.
 
 use bytes::Bytes;
-use epidemic_core::metadata::FullPrefix;
+use epidemic_core::metadata::{Context, FullPrefix};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 pub mod credentials;
@@ -160,6 +168,34 @@ pub trait Cluster {
     /// holds nothing under the key.
     fn siblings(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Vec<Bytes>>;
 
+    /// The context of node `ix`'s read of `key` ([`Read::context`](epidemic_core::metadata::Read::context));
+    /// `None` if the node holds nothing under it.
+    fn context(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Context<Self::Identity>>;
+
+    /// Writes `value` under `key` at node `ix` with `context` (overwriting
+    /// what the read that gave it saw); true once acknowledged durable.
+    fn put_with(
+        &mut self,
+        ix: usize,
+        prefix: &FullPrefix,
+        key: &str,
+        value: &str,
+        context: Option<Context<Self::Identity>>,
+    ) -> bool;
+
+    /// Read-repair at node `ix`: `key` resolved (last-writer-wins here) and,
+    /// if it has siblings, the resolved value written back with the read's
+    /// context; returns the resolved value.
+    fn get_repaired(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Bytes>;
+
+    /// Writes the typed `value` under `key` at node `ix`; true once
+    /// acknowledged durable.
+    fn put_typed<T: Serialize>(&mut self, ix: usize, prefix: &FullPrefix, key: &str, value: &T) -> bool;
+
+    /// The typed value of `key` at node `ix`, resolved; `None` if absent.
+    /// Panics if the stored value is not a `T`.
+    fn get_typed<T: DeserializeOwned>(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<T>;
+
     /// Lets time pass until `cond` holds or `limit` has passed (virtual time
     /// on the bus, wall time on real networks); returns whether it held.
     fn wait_until(&mut self, limit: Duration, cond: impl FnMut(&mut Self) -> bool) -> bool;
@@ -240,6 +276,16 @@ macro_rules! suite {
         #[test]
         fn siblings_larger_than_a_repair_frame_converge() {
             $crate::scenarios::large_siblings(&mut $make);
+        }
+
+        #[test]
+        fn typed_values_reach_every_node() {
+            $crate::scenarios::typed_values(&mut $make);
+        }
+
+        #[test]
+        fn read_repair_collapses_concurrent_siblings_everywhere() {
+            $crate::scenarios::read_repair(&mut $make);
         }
 
         #[test]

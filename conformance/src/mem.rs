@@ -9,10 +9,13 @@
 use crate::{Cluster, Recv};
 use bytes::Bytes;
 use epidemic_core::Duration as CoreDuration;
-use epidemic_core::metadata::FullPrefix;
+use epidemic_core::metadata::{Context, FullPrefix};
+use epidemic_core::node::typed;
 use epidemic_core::node::{BroadcastId, Config, LinkEvent};
 use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, Hello, encode_record};
 use epidemic_mem::{Bus, BusConfig, Id};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 /// Identities of raw connections start here, far above any node's.
@@ -141,6 +144,57 @@ impl Cluster for MemCluster {
                 n.put(now, prefix, key.as_bytes(), value, None).is_ok()
             })
             .unwrap_or(false)
+    }
+
+    fn context(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Context<Id>> {
+        Some(self.bus.node(ix as Id)?.get(prefix, key.as_bytes())?.into_context())
+    }
+
+    fn put_with(
+        &mut self,
+        ix: usize,
+        prefix: &FullPrefix,
+        key: &str,
+        value: &str,
+        context: Option<Context<Id>>,
+    ) -> bool {
+        let value = Bytes::copy_from_slice(value.as_bytes());
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                n.put(now, prefix, key.as_bytes(), value, context.as_ref()).is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    fn get_repaired(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Bytes> {
+        // What `Handle::get_resolved_and_repair` does, on the node itself.
+        self.bus.with_node(ix as Id, |n, now| {
+            let read = n.get(prefix, key.as_bytes())?;
+            let resolved = n.get_resolved(prefix, key.as_bytes());
+            if read.siblings() > 1 {
+                let context = read.into_context();
+                let r = match &resolved {
+                    Some(v) => n.put(now, prefix, key.as_bytes(), v.clone(), Some(&context)),
+                    None => n.delete(now, prefix, key.as_bytes(), Some(&context)),
+                };
+                r.expect("a small repair write");
+            }
+            resolved
+        })?
+    }
+
+    fn put_typed<T: Serialize>(&mut self, ix: usize, prefix: &FullPrefix, key: &str, value: &T) -> bool {
+        let value = typed::encode(value).expect("a value that encodes");
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                n.put(now, prefix, key.as_bytes(), value, None).is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    fn get_typed<T: DeserializeOwned>(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<T> {
+        let bytes = self.bus.node(ix as Id)?.get_resolved(prefix, key.as_bytes())?;
+        Some(typed::decode(&bytes).expect("a stored value of the type written"))
     }
 
     fn siblings(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Vec<Bytes>> {

@@ -3,10 +3,12 @@
 
 use crate::{Cluster, Recv};
 use bytes::Bytes;
-use epidemic_core::metadata::FullPrefix;
+use epidemic_core::metadata::{Context, FullPrefix};
 use epidemic_core::node::{BroadcastId, Event};
 use epidemic_driver::{Events, Handle};
 use futures_lite::future::block_on;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -280,8 +282,35 @@ impl<L: Launcher> Cluster for NetCluster<L> {
     }
 
     fn put(&mut self, ix: usize, prefix: &FullPrefix, key: &str, value: &str) -> bool {
-        let h = &self.slots[ix].handle;
-        block_on(h.put(prefix, key.to_owned(), value.to_owned(), None)).is_ok()
+        block_on(self.slots[ix].handle.put(prefix, key, value, None)).is_ok()
+    }
+
+    fn context(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Context<SocketAddr>> {
+        Some(block_on(self.slots[ix].handle.get(prefix, key)).ok()??.into_context())
+    }
+
+    fn put_with(
+        &mut self,
+        ix: usize,
+        prefix: &FullPrefix,
+        key: &str,
+        value: &str,
+        context: Option<Context<SocketAddr>>,
+    ) -> bool {
+        block_on(self.slots[ix].handle.put(prefix, key, value, context)).is_ok()
+    }
+
+    fn get_repaired(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Bytes> {
+        block_on(self.slots[ix].handle.get_resolved_and_repair(prefix, key)).expect("node running, small repair write")
+    }
+
+    fn put_typed<T: Serialize>(&mut self, ix: usize, prefix: &FullPrefix, key: &str, value: &T) -> bool {
+        block_on(self.slots[ix].handle.put_typed(prefix, key, value, None)).is_ok()
+    }
+
+    fn get_typed<T: DeserializeOwned>(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<T> {
+        block_on(self.slots[ix].handle.get_typed(prefix, key))
+            .expect("node running, a stored value of the type written")
     }
 
     fn siblings(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<Vec<Bytes>> {

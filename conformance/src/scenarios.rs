@@ -284,6 +284,66 @@ pub fn metadata_convergence<C: Cluster>(c: &mut C) {
     c.stop();
 }
 
+/// A serde value written at one node reads back, typed, at every node; an
+/// overwrite from another node replaces it everywhere.
+pub fn typed_values<C: Cluster>(c: &mut C) {
+    type Service = (String, u16, Vec<u32>);
+    let n = c.scale();
+    let nodes = form(c, n);
+    let prefix = FullPrefix::new("conformance", "typed");
+    let first: Service = ("http".into(), 8080, vec![1, 2, 3]);
+    assert!(c.put_typed(nodes[0], &prefix, "svc", &first));
+    let everywhere = |c: &mut C, want: &Service| {
+        c.wait_until(LIMIT, |c| {
+            nodes
+                .iter()
+                .all(|&x| c.get_typed::<Service>(x, &prefix, "svc").as_ref() == Some(want))
+        })
+    };
+    assert!(everywhere(c, &first), "the typed value did not reach every node");
+    let second: Service = ("https".into(), 8443, Vec::new());
+    assert!(c.put_typed(nodes[n - 1], &prefix, "svc", &second));
+    assert!(everywhere(c, &second), "the typed overwrite did not reach every node");
+    assert_eq!(c.get_typed::<Service>(nodes[n / 2], &prefix, "absent"), None);
+    c.stop();
+}
+
+/// Two nodes overwrite one key with the same earlier context: neither
+/// write covers the other, so they are siblings on every node whatever the
+/// timing. A read with repair at a third node returns one of them and
+/// writes it back with the read's context; every node ends up with that
+/// one value.
+pub fn read_repair<C: Cluster>(c: &mut C) {
+    let n = c.scale();
+    let nodes = form(c, n);
+    let prefix = FullPrefix::new("conformance", "read-repair");
+    let (a, b, reader) = (nodes[1], nodes[n - 1], nodes[n / 2]);
+    assert!(c.put(nodes[0], &prefix, "k", "base"));
+    assert!(
+        holds(c, &nodes, &prefix, "k", &["base"]),
+        "the base write did not spread"
+    );
+    let base = c.context(a, &prefix, "k");
+    assert!(base.is_some(), "a holds the base write");
+    assert!(c.put_with(a, &prefix, "k", "from-a", base.clone()));
+    assert!(c.put_with(b, &prefix, "k", "from-b", base));
+    assert!(
+        holds(c, &nodes, &prefix, "k", &["from-a", "from-b"]),
+        "the concurrent writes are not siblings everywhere"
+    );
+    let resolved = c.get_repaired(reader, &prefix, "k").expect("the key holds values");
+    let resolved = std::str::from_utf8(&resolved).expect("a value written here").to_owned();
+    assert!(resolved == "from-a" || resolved == "from-b", "resolved to {resolved}");
+    assert!(
+        holds(c, &nodes, &prefix, "k", &[&resolved]),
+        "the repair did not collapse the siblings on every node"
+    );
+    // A key with one value reads back as it is.
+    assert_eq!(c.get_repaired(a, &prefix, "k").as_deref(), Some(resolved.as_bytes()));
+    assert_eq!(c.get_repaired(a, &prefix, "absent"), None);
+    c.stop();
+}
+
 /// A node restarted from its disk has everything it had at once, and
 /// anti-entropy brings it what was written while it was down.
 pub fn anti_entropy_after_restart<C: Cluster>(c: &mut C) {

@@ -8,12 +8,19 @@ use crate::stats::NodeStats;
 use crate::store::Durable;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use bytes::Bytes;
+use epidemic_core::Instant;
 use epidemic_core::broadcast::BroadcastError;
+use epidemic_core::crdt::Merge;
+use epidemic_core::hashtree::Digest;
+use epidemic_core::metadata::Merger;
 use epidemic_core::metadata::{self, Actor};
 use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read, SubscriptionId};
+use epidemic_core::node::typed::{self, Typed, TypedError, TypedRead};
 use epidemic_core::node::{BroadcastId, Event, Node};
 use futures_core::Stream;
 use futures_lite::future;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -36,6 +43,92 @@ pub enum Error {
     /// The store failed before the write was durable; the node stopped.
     #[error("storage failed: {0}")]
     Storage(String),
+    /// A mesh operation ([`Handle::add_member`], [`Handle::remove_member`])
+    /// on a node that runs HyParView, whose membership is not
+    /// operator-controlled; nothing was done.
+    #[error("the node does not run the mesh membership")]
+    NotMesh,
+    /// A typed value could not be encoded, or a stored value is not of the
+    /// type asked for (see [`TypedError`]); nothing was written. A refused
+    /// typed write is [`Error::Put`].
+    #[error(transparent)]
+    Typed(TypedError),
+    /// The mesh refused the new member: its member set is full
+    /// (`max_members`); nothing was done.
+    #[error("the mesh member set is full")]
+    MembersFull,
+}
+
+/// Data a [`Handle`] takes as a key or a value: owned or borrowed bytes or
+/// text (`&str`, `String`, `&[u8]`, `&[u8; N]`, `Vec<u8>`, `Bytes`, and
+/// references to them). Owned `Bytes`, `Vec<u8>` and `String` move in
+/// without a copy; borrowed data is copied once.
+pub trait IntoBytes {
+    /// The bytes, owned.
+    fn into_bytes(self) -> Bytes;
+}
+
+impl IntoBytes for Bytes {
+    fn into_bytes(self) -> Bytes {
+        self
+    }
+}
+
+impl IntoBytes for &Bytes {
+    fn into_bytes(self) -> Bytes {
+        self.clone()
+    }
+}
+
+impl IntoBytes for Vec<u8> {
+    fn into_bytes(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoBytes for &Vec<u8> {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl IntoBytes for String {
+    fn into_bytes(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoBytes for &String {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+
+impl IntoBytes for &str {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+
+impl IntoBytes for &[u8] {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl<const N: usize> IntoBytes for &[u8; N] {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl From<TypedError> for Error {
+    fn from(e: TypedError) -> Self {
+        match e {
+            TypedError::Put(e) => Error::Put(e),
+            e => Error::Typed(e),
+        }
+    }
 }
 
 struct Subscriber {
@@ -209,8 +302,8 @@ impl Handle {
     /// Broadcasts `payload` to every node. Resolves once the node has taken
     /// it (not once peers have it). A payload over the configured limit is
     /// refused with [`Error::Broadcast`].
-    pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<BroadcastId<SocketAddr>, Error> {
-        let payload = payload.into();
+    pub async fn broadcast(&self, payload: impl IntoBytes) -> Result<BroadcastId<SocketAddr>, Error> {
+        let payload = payload.into_bytes();
         Ok(self.request(|reply| Command::Broadcast { payload, reply }).await??)
     }
 
@@ -241,9 +334,60 @@ impl Handle {
         .await
     }
 
-    /// The members this node knows ([`Node::members`]).
+    /// Runs `f` on the node, on the driver's loop, with the loop's clock,
+    /// then sends what it produced.
+    async fn mutate<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node<SocketAddr>, Instant) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        self.request(|reply| {
+            Command::Mutate(Box::new(move |node, now| {
+                let _ = reply.send(f(node, now));
+            }))
+        })
+        .await
+    }
+
+    /// The members this node knows ([`Node::members`]), itself included:
+    /// the whole member set in mesh mode; the overlay neighbours in
+    /// HyParView mode, where no node knows every member.
     pub async fn members(&self) -> Result<Vec<SocketAddr>, Error> {
         self.inspect(Node::members).await
+    }
+
+    /// Mesh mode: adds `member` to the cluster ([`Node::add_member`]); the
+    /// change spreads to every member, and the new member learns at once
+    /// that it belongs. Adding a member already there (or the node itself)
+    /// changes nothing. [`Error::NotMesh`] under HyParView;
+    /// [`Error::MembersFull`] when the member set is at its bound.
+    pub async fn add_member(&self, member: SocketAddr) -> Result<(), Error> {
+        self.mutate(move |node, now| {
+            if !node.is_mesh() {
+                return Err(Error::NotMesh);
+            }
+            node.add_member(now, member);
+            if node.is_member(&member) {
+                Ok(())
+            } else {
+                Err(Error::MembersFull)
+            }
+        })
+        .await?
+    }
+
+    /// Mesh mode: removes `member` from the cluster
+    /// ([`Node::remove_member`]); true if it was a member. [`Error::NotMesh`]
+    /// under HyParView.
+    pub async fn remove_member(&self, member: SocketAddr) -> Result<bool, Error> {
+        self.mutate(move |node, now| {
+            if !node.is_mesh() {
+                return Err(Error::NotMesh);
+            }
+            let was = node.is_member(&member);
+            node.remove_member(now, member);
+            Ok(was)
+        })
+        .await?
     }
 
     /// The overlay neighbours ([`Node::active_view`]).
@@ -285,11 +429,11 @@ impl Handle {
     pub async fn put(
         &self,
         prefix: &FullPrefix,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         context: Option<metadata::Context<SocketAddr>>,
     ) -> Result<(), Error> {
-        let (prefix, key, value) = (prefix.clone(), key.into(), Some(value.into()));
+        let (prefix, key, value) = (prefix.clone(), key.into_bytes(), Some(value.into_bytes()));
         self.request(|reply| Command::Put {
             prefix,
             key,
@@ -304,10 +448,10 @@ impl Handle {
     pub async fn delete(
         &self,
         prefix: &FullPrefix,
-        key: impl Into<Bytes>,
+        key: impl IntoBytes,
         context: Option<metadata::Context<SocketAddr>>,
     ) -> Result<(), Error> {
-        let (prefix, key) = (prefix.clone(), key.into());
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
         self.request(|reply| Command::Put {
             prefix,
             key,
@@ -324,24 +468,223 @@ impl Handle {
     pub async fn get(
         &self,
         prefix: &FullPrefix,
-        key: impl AsRef<[u8]>,
+        key: impl IntoBytes,
     ) -> Result<Option<Read<Actor<SocketAddr>>>, Error> {
-        let (prefix, key) = (prefix.clone(), key.as_ref().to_vec());
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
         self.inspect(move |node| node.get(&prefix, &key)).await
     }
 
     /// Reads `key` resolved to one value: the prefix's CRDT merge if one is
-    /// registered, last-writer-wins otherwise; `None` if absent or deleted.
-    pub async fn get_resolved(&self, prefix: &FullPrefix, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-        let (prefix, key) = (prefix.clone(), key.as_ref().to_vec());
+    /// registered ([`Handle::register_crdt`]), last-writer-wins otherwise;
+    /// `None` if absent or deleted. Nothing is written back; see
+    /// [`Handle::get_resolved_and_repair`].
+    pub async fn get_resolved(&self, prefix: &FullPrefix, key: impl IntoBytes) -> Result<Option<Bytes>, Error> {
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
         self.inspect(move |node| node.get_resolved(&prefix, &key)).await
     }
 
-    /// Every key under `prefix` with its read, tombstones included.
+    /// Read-repair, as Riak's `get` with a resolver: reads `key` resolved
+    /// as [`Handle::get_resolved`] resolves it (the prefix's CRDT merge if
+    /// one is registered, last-writer-wins otherwise) and, when the key has
+    /// more than one sibling, writes the resolved value back with the
+    /// read's context (a tombstone if it resolved to deleted), so the
+    /// siblings collapse to one on every node; a write that raced with the
+    /// read stays a sibling. Resolves once the write-back is durable, like
+    /// [`Handle::put`]. Returns the resolved value; `None` if absent or
+    /// deleted.
+    pub async fn get_resolved_and_repair(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+    ) -> Result<Option<Bytes>, Error> {
+        let key = key.into_bytes();
+        let (p, k) = (prefix.clone(), key.clone());
+        let read = self
+            .inspect(move |node| {
+                let read = node.get(&p, &k)?;
+                Some((node.get_resolved(&p, &k), read))
+            })
+            .await?;
+        let Some((resolved, read)) = read else {
+            return Ok(None);
+        };
+        self.repair(prefix, key, resolved, read).await
+    }
+
+    /// Read-repair with a resolver of your own: reads `key` and, if it has
+    /// several live siblings, resolves them with `resolve` ([`Read::resolve`]:
+    /// `None` if deleted, the value itself if there is one); when the key
+    /// has more than one sibling, writes the result back with the read's
+    /// context, as [`Handle::get_resolved_and_repair`] does. `resolve` runs
+    /// on the caller's task.
+    pub async fn resolve_and_repair(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+        resolve: impl FnOnce(&[Bytes]) -> Bytes,
+    ) -> Result<Option<Bytes>, Error> {
+        let key = key.into_bytes();
+        let Some(read) = self.get(prefix, key.clone()).await? else {
+            return Ok(None);
+        };
+        let resolved = read.resolve(resolve);
+        self.repair(prefix, key, resolved, read).await
+    }
+
+    async fn repair(
+        &self,
+        prefix: &FullPrefix,
+        key: Bytes,
+        resolved: Option<Bytes>,
+        read: Read<Actor<SocketAddr>>,
+    ) -> Result<Option<Bytes>, Error> {
+        if read.siblings() > 1 {
+            let context = Some(read.into_context());
+            match &resolved {
+                Some(v) => self.put(prefix, key, v, context).await?,
+                None => self.delete(prefix, key, context).await?,
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Every key under `prefix` that is not deleted, in key order, with its
+    /// read ([`Node::iter`]): owned, so it crosses to any thread.
     pub async fn list(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, Read<Actor<SocketAddr>>)>, Error> {
         let prefix = prefix.clone();
         self.inspect(move |node| node.iter(&prefix).map(|(k, r)| (k.clone(), r)).collect())
             .await
+    }
+
+    /// Folds `f` over the keys of `prefix` that are not deleted, in key
+    /// order ([`Node::fold`]). `f` runs on the driver's loop, so it copies
+    /// nothing it does not keep; keep it short, the node waits for it.
+    pub async fn fold<B: Send + 'static>(
+        &self,
+        prefix: &FullPrefix,
+        init: B,
+        f: impl FnMut(B, &Bytes, Read<Actor<SocketAddr>>) -> B + Send + 'static,
+    ) -> Result<B, Error> {
+        let prefix = prefix.clone();
+        self.inspect(move |node| node.fold(&prefix, init, f)).await
+    }
+
+    /// A hash of everything stored under `prefix`, tombstones included
+    /// ([`Node::prefix_hash`]): equal on two nodes when they hold the same
+    /// objects there; `None` when the prefix holds nothing.
+    pub async fn prefix_hash(&self, prefix: &FullPrefix) -> Result<Option<Digest>, Error> {
+        let prefix = prefix.clone();
+        self.inspect(move |node| node.prefix_hash(&prefix)).await
+    }
+
+    /// Writes the typed `value` under `key` (postcard-encoded, as
+    /// [`Typed::put`] stores it), like [`Handle::put`]. Delete with
+    /// [`Handle::delete`].
+    pub async fn put_typed<T: Serialize>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+        value: &T,
+        context: Option<metadata::Context<SocketAddr>>,
+    ) -> Result<(), Error> {
+        let value = typed::encode(value)?;
+        self.put(prefix, key, value, context).await
+    }
+
+    /// Reads the typed value of `key` resolved to one, as
+    /// [`Handle::get_resolved`]: the CRDT merge if the prefix is registered
+    /// ([`Handle::register_crdt_typed`]), last-writer-wins otherwise; `None`
+    /// if absent or deleted. A stored value that is not a `T` is
+    /// [`Error::Typed`].
+    pub async fn get_typed<T: DeserializeOwned>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+    ) -> Result<Option<T>, Error> {
+        match self.get_resolved(prefix, key).await? {
+            Some(bytes) => Ok(Some(typed::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads every live sibling of `key`, decoded, with the context to
+    /// write back ([`Typed::get`]); `None` if absent.
+    pub async fn get_typed_siblings<T: Serialize + DeserializeOwned + Send + 'static>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+    ) -> Result<Option<TypedRead<SocketAddr, T>>, Error> {
+        let (prefix, key) = (prefix.clone(), key.into_bytes());
+        Ok(self
+            .inspect(move |node| Typed::<T>::new(prefix).get(node, &key))
+            .await??)
+    }
+
+    /// Every key of `prefix` that is not deleted, in key order, with its
+    /// typed value resolved as [`Handle::get_typed`] resolves it; the first
+    /// value that is not a `T` fails the whole read. Fold or iterate the
+    /// result as any `Vec`.
+    pub async fn list_typed<T: DeserializeOwned>(&self, prefix: &FullPrefix) -> Result<Vec<(Bytes, T)>, Error> {
+        let prefix = prefix.clone();
+        let resolved: Vec<(Bytes, Bytes)> = self
+            .inspect(move |node| {
+                node.iter(&prefix)
+                    .filter_map(|(k, _)| node.get_resolved(&prefix, k).map(|v| (k.clone(), v)))
+                    .collect()
+            })
+            .await?;
+        let mut out = Vec::with_capacity(resolved.len());
+        for (k, v) in resolved {
+            out.push((k, typed::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Read-modify-write of a typed value: `f` gets the value resolved as
+    /// [`Handle::get_typed`] resolves it (or `T::default()`), and the result
+    /// is written with the read's context, so it replaces every sibling the
+    /// read saw; a write that raced with it stays a sibling (and a CRDT
+    /// prefix merges it). Returns what `f` returned.
+    pub async fn update_typed<T: Default + Serialize + DeserializeOwned, R>(
+        &self,
+        prefix: &FullPrefix,
+        key: impl IntoBytes,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, Error> {
+        let key = key.into_bytes();
+        let (p, k) = (prefix.clone(), key.clone());
+        let (resolved, context) = self
+            .inspect(move |node| {
+                let context = node.get(&p, &k).map(Read::into_context);
+                (node.get_resolved(&p, &k), context)
+            })
+            .await?;
+        let mut value = match resolved {
+            Some(bytes) => typed::decode(&bytes)?,
+            None => T::default(),
+        };
+        let r = f(&mut value);
+        self.put_typed(prefix, key, &value, context).await?;
+        Ok(r)
+    }
+
+    /// Declares `prefix` CRDT-valued on this node ([`Node::register_crdt`]):
+    /// reads resolve its siblings with `merger`, and the node owning a
+    /// key's siblings writes the merge back, so the prefix converges to one
+    /// sibling per key. Register it on every node, before writing.
+    pub async fn register_crdt(&self, prefix: &FullPrefix, merger: Merger) -> Result<(), Error> {
+        let prefix = prefix.clone();
+        self.mutate(move |node, now| node.register_crdt(now, prefix, merger))
+            .await
+    }
+
+    /// [`Handle::register_crdt`] for values of a [`Merge`] type `T` (a
+    /// counter, register, `OrSwot`, `OrMap`), as [`Typed::register`] does.
+    pub async fn register_crdt_typed<T: Merge + Default + Serialize + DeserializeOwned>(
+        &self,
+        prefix: &FullPrefix,
+    ) -> Result<(), Error> {
+        self.register_crdt(prefix, typed::merger::<T>).await
     }
 
     /// Subscribes to changes under `prefix`: from now on the event stream

@@ -44,7 +44,14 @@
 //! - **The handle** ([`Handle`]) is a cheap clone usable from any thread or
 //!   task on any runtime: requests are futures completed by the loop, events
 //!   are an async [`Stream`](futures_core::Stream) ([`Events`]), and
-//!   [`Handle::shutdown`] leaves gracefully.
+//!   [`Handle::shutdown`] leaves gracefully. It is the whole store: byte
+//!   keys and values borrowed or owned ([`IntoBytes`]), typed (serde)
+//!   values ([`Handle::put_typed`], [`Handle::get_typed`],
+//!   [`Handle::list_typed`], [`Handle::update_typed`]), CRDT prefixes
+//!   ([`Handle::register_crdt_typed`]), read-repair
+//!   ([`Handle::get_resolved_and_repair`], [`Handle::resolve_and_repair`]),
+//!   [`Handle::fold`] and [`Handle::prefix_hash`], and in mesh mode
+//!   [`Handle::add_member`] and [`Handle::remove_member`].
 //! - **Shared state** (queues, one-shot replies) is written against a small
 //!   sync shim that loom replaces under `cfg(loom)`; `tests/loom_*.rs` check
 //!   that no command and no wake-up is lost and that shutdown is clean.
@@ -76,7 +83,7 @@ pub mod tls;
 
 pub use config::DriverConfig;
 pub use driver::start;
-pub use handle::{Error, Events, Handle};
+pub use handle::{Error, Events, Handle, IntoBytes};
 pub use runtime::{Accepting, BoxFuture, BoxReader, BoxWriter, Duplex, Runtime, Transport};
 pub use stats::{DriverStats, NodeStats};
 

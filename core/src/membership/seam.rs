@@ -167,6 +167,11 @@ impl<I: Identity> Membership<I> {
         }
     }
 
+    /// Whether this is the operator-controlled mesh.
+    pub(crate) fn is_mesh(&self) -> bool {
+        matches!(self, Membership::Mesh(_))
+    }
+
     /// Whether `peer` is a member: of the mesh's member set; under
     /// HyParView every peer is.
     pub(crate) fn is_member(&self, peer: &I) -> bool {

@@ -369,6 +369,14 @@ impl<I: Identity> Node<I> {
         self.metadata.plumtree()
     }
 
+    /// Whether the node runs the operator-controlled mesh
+    /// ([`Config::mesh`]), where [`Node::add_member`] and
+    /// [`Node::remove_member`] apply; false under HyParView, where they are
+    /// ignored.
+    pub fn is_mesh(&self) -> bool {
+        self.membership.is_mesh()
+    }
+
     /// Whether `peer` is a member: in mesh mode, of the member set; in
     /// HyParView mode every peer counts (no node knows the members).
     pub fn is_member(&self, peer: &I) -> bool {
@@ -526,14 +534,16 @@ impl<I: Identity> Node<I> {
     }
 
     /// Mesh mode: the operator adds `member` to the cluster. Ignored in
-    /// HyParView mode, where membership is not operator-controlled.
+    /// HyParView mode, where membership is not operator-controlled (see
+    /// [`Node::is_mesh`]).
     pub fn add_member(&mut self, now: Instant, member: I) {
         let now = self.clock(now);
         self.membership.add_member(now, member);
         self.pump(now);
     }
 
-    /// Mesh mode: the operator removes `member` from the cluster.
+    /// Mesh mode: the operator removes `member` from the cluster. Ignored
+    /// in HyParView mode.
     pub fn remove_member(&mut self, now: Instant, member: I) {
         let now = self.clock(now);
         self.membership.remove_member(now, &member);

@@ -77,13 +77,17 @@ impl From<PutError> for TypedError {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Bytes, TypedError> {
+/// The stored form of a typed value (postcard), as [`Typed::put`] writes
+/// it: for code that carries typed values to a node it cannot borrow (a
+/// network handle).
+pub fn encode<T: Serialize>(value: &T) -> Result<Bytes, TypedError> {
     postcard::to_allocvec(value)
         .map(Bytes::from)
         .map_err(|_| TypedError::Encode)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, TypedError> {
+/// A typed value from its stored form, as [`Typed::get`] reads it.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, TypedError> {
     wire::decode_body(bytes).map_err(TypedError::Decode)
 }
 

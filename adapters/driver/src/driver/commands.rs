@@ -18,6 +18,10 @@ use std::net::SocketAddr;
 /// driver's loop.
 pub(crate) type InspectFn = Box<dyn FnOnce(&Node<SocketAddr>, &DriverStats) + Send>;
 
+/// A change to the node made on the driver's loop (with the loop's `now`);
+/// the loop drains the node's outputs after it.
+pub(crate) type MutateFn = Box<dyn FnOnce(&mut Node<SocketAddr>, Instant) + Send>;
+
 /// What a handle asks of the loop.
 pub(crate) enum Command {
     Broadcast {
@@ -48,6 +52,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<bool>,
     },
     Inspect(InspectFn),
+    Mutate(MutateFn),
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -91,6 +96,7 @@ impl Core {
                 stats.open_peers = self.links.peer_count();
                 f(&self.node, &stats);
             }
+            Command::Mutate(f) => f(&mut self.node, now),
             Command::Put {
                 prefix,
                 key,
