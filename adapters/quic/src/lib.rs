@@ -316,8 +316,9 @@ pub fn spawn(config: QuicConfig) -> Result<Handle, Error> {
 /// Dropping it without [`Handle::shutdown`] stops it abruptly, as a crash
 /// would: the runtime and every task on it are dropped, and peers notice
 /// only through QUIC's idle timeout or the node's next start on the same
-/// port. Drop it outside any async context (it waits for the runtime's
-/// threads).
+/// port. It may be dropped anywhere, inside async code included: the drop
+/// stops the runtime from a thread of its own and waits (up to about two
+/// seconds) for its workers, so the UDP port is free when it returns.
 pub struct QuicNode {
     handle: Handle,
     runtime: Option<tokio::runtime::Runtime>,
@@ -365,8 +366,31 @@ impl Drop for QuicNode {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             // Waits (briefly) for the workers to stop, so the UDP port is
-            // free again when this returns.
-            rt.shutdown_timeout(StdDuration::from_secs(2));
+            // free again when this returns. On a thread of its own: tokio
+            // refuses to stop a runtime from inside async code (this drop
+            // may run in a task, or in a runtime's `block_on`), and that
+            // thread is outside every runtime.
+            if tokio::runtime::Handle::try_current().is_err() {
+                rt.shutdown_timeout(StdDuration::from_secs(2));
+            } else {
+                let (give, take) = std::sync::mpsc::channel::<tokio::runtime::Runtime>();
+                let stopper = std::thread::Builder::new()
+                    .name("epidemic-quic-stop".into())
+                    .spawn(move || {
+                        if let Ok(rt) = take.recv() {
+                            rt.shutdown_timeout(StdDuration::from_secs(2));
+                        }
+                    });
+                match stopper {
+                    Ok(t) => {
+                        let _ = give.send(rt);
+                        let _ = t.join();
+                    }
+                    // No thread to be had: stop without waiting for the
+                    // workers, which never blocks and never panics.
+                    Err(_) => rt.shutdown_background(),
+                }
+            }
         }
         // The store's writer finishes what was queued and closes the
         // database; wait for it, so the data directory can be reopened.
