@@ -40,8 +40,8 @@
 //!         break;
 //!     }
 //! }
-//! block_on(a.handle().shutdown())?;
-//! block_on(b.handle().shutdown())?;
+//! a.shutdown_blocking()?;
+//! b.shutdown_blocking()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -311,9 +311,11 @@ pub fn spawn(config: QuicConfig) -> Result<Handle, Error> {
     launch(config, tokio::runtime::Handle::current())
 }
 
-/// A running QUIC node with a tokio runtime of its own.
+/// A running QUIC node with a tokio runtime of its own. Stop it with
+/// [`QuicNode::shutdown`] (async code) or [`QuicNode::shutdown_blocking`]
+/// (sync code) for a graceful leave.
 ///
-/// Dropping it without [`Handle::shutdown`] stops it abruptly, as a crash
+/// Dropping it without shutting it down stops it abruptly, as a crash
 /// would: the runtime and every task on it are dropped, and peers notice
 /// only through QUIC's idle timeout or the node's next start on the same
 /// port. It may be dropped anywhere, inside async code included: the drop
@@ -356,9 +358,28 @@ impl QuicNode {
         self.handle.identity()
     }
 
-    /// Leaves gracefully (blocking until done), then stops the runtime.
-    pub fn shutdown(self) {
-        let _ = futures_lite::future::block_on(self.handle.shutdown());
+    /// Leaves gracefully (neighbours are told, queued frames drain, links
+    /// close, the store closes), then stops the node's runtime. Returns the
+    /// handle's error, if the node failed (its store, for one); a node that
+    /// had already stopped is `Ok`.
+    ///
+    /// Use this from async code, on any runtime (inside `#[tokio::main]`
+    /// included): `node.shutdown().await?`. From sync code, use
+    /// [`QuicNode::shutdown_blocking`].
+    pub async fn shutdown(self) -> Result<(), HandleError> {
+        let result = self.handle.shutdown().await;
+        // The loop has ended: the drop stops the runtime (from a thread of
+        // its own) at once.
+        drop(self);
+        result
+    }
+
+    /// [`QuicNode::shutdown`] for sync code: blocks the calling thread
+    /// until the node has left and stopped. Do not call it from async code
+    /// (it would block that runtime's thread); await
+    /// [`shutdown`](QuicNode::shutdown) there instead.
+    pub fn shutdown_blocking(self) -> Result<(), HandleError> {
+        block_on(self.shutdown())
     }
 }
 

@@ -45,3 +45,22 @@ async fn dropping_a_node_inside_a_tokio_test_does_not_panic() {
     // The port is free again once the drop returns.
     std::net::UdpSocket::bind(identity).expect("the node's port was released");
 }
+
+#[tokio::test]
+async fn shutdown_is_graceful_inside_a_tokio_test() {
+    let ca = ClusterCa::generate().unwrap();
+    let node = QuicNode::start(config(&ca)).unwrap();
+    let handle = node.handle().clone();
+    node.shutdown().await.expect("the node was running");
+    assert!(handle.is_stopped());
+}
+
+#[test]
+fn shutdown_blocking_is_graceful_from_sync_code() {
+    let ca = ClusterCa::generate().unwrap();
+    let node = QuicNode::start(config(&ca)).unwrap();
+    let handle = node.handle().clone();
+    node.shutdown_blocking().expect("the node was running");
+    assert!(handle.is_stopped());
+    std::net::UdpSocket::bind(handle.identity()).expect("the node's port was released");
+}

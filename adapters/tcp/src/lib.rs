@@ -34,12 +34,13 @@
 //!         break;
 //!     }
 //! }
-//! block_on(a.handle().shutdown())?;
-//! block_on(b.handle().shutdown())?;
+//! a.shutdown_blocking()?;
+//! b.shutdown_blocking()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Dropping a [`TcpNode`] without [`shutdown`](epidemic_driver::Handle::shutdown)
+//! In async code, await [`TcpNode::shutdown`] instead of
+//! `shutdown_blocking`. Dropping a [`TcpNode`] without shutting it down
 //! stops it abruptly, as a crash would: its executor and every task on it
 //! are dropped, and peers see its connections close without a goodbye.
 
@@ -295,9 +296,12 @@ impl Transport for TcpTransport {
     }
 }
 
-/// A running TCP node. Share [`TcpNode::handle`] with the application;
-/// drop the node (after [`Handle::shutdown`] for a graceful leave) to stop
-/// its threads.
+/// A running TCP node on executor threads of its own. Share
+/// [`TcpNode::handle`] with the application; stop it with
+/// [`TcpNode::shutdown`] (async code) or [`TcpNode::shutdown_blocking`]
+/// (sync code) for a graceful leave. Dropping it instead stops it
+/// abruptly; the drop never panics, inside async code included, and
+/// returns once the node has stopped.
 pub struct TcpNode {
     handle: Handle,
     executor: Option<Arc<Executor<'static>>>,
@@ -388,10 +392,27 @@ impl TcpNode {
         self.handle.identity()
     }
 
-    /// Leaves gracefully (blocking until done), then stops the threads.
-    /// From async code, await [`Handle::shutdown`] and drop the node instead.
-    pub fn shutdown(self) {
-        let _ = smol::block_on(self.handle.shutdown());
+    /// Leaves gracefully (neighbours are told, queued frames drain, links
+    /// close with a goodbye, the store closes), then stops the node's
+    /// threads. Returns the handle's error, if the node failed (its store,
+    /// for one); a node that had already stopped is `Ok`.
+    ///
+    /// Use this from async code, on any runtime (smol, tokio, or none):
+    /// `node.shutdown().await?`. From sync code, use
+    /// [`TcpNode::shutdown_blocking`].
+    pub async fn shutdown(self) -> Result<(), HandleError> {
+        let result = self.handle.shutdown().await;
+        // The loop has ended: the drop stops the threads at once.
+        drop(self);
+        result
+    }
+
+    /// [`TcpNode::shutdown`] for sync code: blocks the calling thread until
+    /// the node has left and stopped. Do not call it from async code (it
+    /// would block that executor's thread); await
+    /// [`shutdown`](TcpNode::shutdown) there instead.
+    pub fn shutdown_blocking(self) -> Result<(), HandleError> {
+        block_on(self.shutdown())
     }
 }
 

@@ -54,3 +54,26 @@ fn dropping_a_node_at_once_leaves_it_stopped() {
         drop_and_check(TcpNode::start(config()).unwrap());
     }
 }
+
+#[test]
+fn shutdown_is_graceful_from_smol_tokio_and_sync_code() {
+    let node = TcpNode::start(config()).unwrap();
+    let handle = node.handle().clone();
+    smol::block_on(node.shutdown()).expect("the node was running");
+    assert!(handle.is_stopped());
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = TcpNode::start(config()).unwrap();
+    let handle = node.handle().clone();
+    rt.block_on(node.shutdown()).expect("the node was running");
+    assert!(handle.is_stopped());
+
+    let node = TcpNode::start(config()).unwrap();
+    let handle = node.handle().clone();
+    node.shutdown_blocking().expect("the node was running");
+    assert!(handle.is_stopped());
+    std::net::TcpListener::bind(handle.identity()).expect("the node's port was released");
+}
