@@ -64,3 +64,71 @@ fn shutdown_blocking_is_graceful_from_sync_code() {
     assert!(handle.is_stopped());
     std::net::UdpSocket::bind(handle.identity()).expect("the node's port was released");
 }
+
+/// Waits (up to 20 s) for the first event matching `pred`.
+async fn wait_for(
+    events: &mut epidemic_quic::Events,
+    what: &str,
+    pred: impl Fn(&epidemic_quic::Event<std::net::SocketAddr>) -> bool,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.next().await {
+                Some(e) if pred(&e) => return,
+                Some(_) => {}
+                None => panic!("the events ended before {what}"),
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "timed out waiting for {what}");
+}
+
+async fn two_nodes_join_deliver_and_leave(ca: &ClusterCa) {
+    use epidemic_quic::Event;
+
+    let a = epidemic_quic::spawn(config(ca)).unwrap();
+    let b = epidemic_quic::spawn(config(ca)).unwrap();
+    let (mut a_events, mut b_events) = (a.events(), b.events());
+    b.join([a.identity()]).await.unwrap();
+    let (a_id, b_id) = (a.identity(), b.identity());
+    wait_for(
+        &mut b_events,
+        "b's neighbour a",
+        |e| matches!(e, Event::NeighborUp(p) if *p == a_id),
+    )
+    .await;
+    wait_for(
+        &mut a_events,
+        "a's neighbour b",
+        |e| matches!(e, Event::NeighborUp(p) if *p == b_id),
+    )
+    .await;
+    a.broadcast(&b"on the caller's runtime"[..]).await.unwrap();
+    wait_for(
+        &mut b_events,
+        "the broadcast at b",
+        |e| matches!(e, Event::Delivered { payload, .. } if &payload[..] == b"on the caller's runtime"),
+    )
+    .await;
+    // A graceful leave: a's neighbour hears it, and both stop.
+    a.shutdown().await.expect("a was running");
+    wait_for(
+        &mut b_events,
+        "a's leave at b",
+        |e| matches!(e, Event::NeighborDown(p) if *p == a_id),
+    )
+    .await;
+    b.shutdown().await.expect("b was running");
+    assert!(a.is_stopped() && b.is_stopped());
+}
+
+#[tokio::test]
+async fn spawn_on_the_callers_current_thread_runtime_joins_delivers_and_leaves() {
+    two_nodes_join_deliver_and_leave(&ClusterCa::generate().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_on_the_callers_multi_thread_runtime_joins_delivers_and_leaves() {
+    two_nodes_join_deliver_and_leave(&ClusterCa::generate().unwrap()).await;
+}
