@@ -179,6 +179,14 @@ impl Running {
             Running::Quic(n) => n.handle(),
         }
     }
+
+    /// Leaves the cluster gracefully and stops; blocks until done.
+    fn shutdown_blocking(self) -> Result<(), epidemic_driver::Error> {
+        match self {
+            Running::Tcp(n) => n.shutdown_blocking(),
+            Running::Quic(n) => n.shutdown_blocking(),
+        }
+    }
 }
 
 fn start(args: &NodeFile) -> anyhow::Result<Running> {
@@ -403,8 +411,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
     if let Ok(Some(signal)) = signal.join() {
         tracing::info!(signal, "leaving the cluster");
     }
-    block_on(handle.shutdown())?;
-    drop(node);
+    node.shutdown_blocking()?;
     let _ = watcher.join();
     Ok(())
 }

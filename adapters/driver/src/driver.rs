@@ -126,7 +126,10 @@ pub fn start(
         core.node.join(clock.now(), contacts);
         core.drain();
     }
-    runtime.spawn(Box::pin(run(core)));
+    // The guard exists before the task runs, so a task dropped before its
+    // first poll (its executor dropped at once) still marks the node stopped.
+    let guard = ExitGuard(shared.clone());
+    runtime.spawn(Box::pin(run(core, guard)));
     Handle::new(shared)
 }
 
@@ -187,9 +190,8 @@ impl Drop for ExitGuard {
     }
 }
 
-async fn run(mut core: Core) {
+async fn run(mut core: Core, _guard: ExitGuard) {
     let shared = core.ctx.shared.clone();
-    let _guard = ExitGuard(shared.clone());
     let transport = core.ctx.transport.clone();
     let runtime = core.ctx.runtime.clone();
     let mut accept: Option<BoxFuture<io::Result<Accepting>>> = Some(transport.accept());

@@ -40,8 +40,8 @@
 //!         break;
 //!     }
 //! }
-//! block_on(a.handle().shutdown())?;
-//! block_on(b.handle().shutdown())?;
+//! a.shutdown_blocking()?;
+//! b.shutdown_blocking()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -311,13 +311,16 @@ pub fn spawn(config: QuicConfig) -> Result<Handle, Error> {
     launch(config, tokio::runtime::Handle::current())
 }
 
-/// A running QUIC node with a tokio runtime of its own.
+/// A running QUIC node with a tokio runtime of its own. Stop it with
+/// [`QuicNode::shutdown`] (async code) or [`QuicNode::shutdown_blocking`]
+/// (sync code) for a graceful leave.
 ///
-/// Dropping it without [`Handle::shutdown`] stops it abruptly, as a crash
+/// Dropping it without shutting it down stops it abruptly, as a crash
 /// would: the runtime and every task on it are dropped, and peers notice
 /// only through QUIC's idle timeout or the node's next start on the same
-/// port. Drop it outside any async context (it waits for the runtime's
-/// threads).
+/// port. It may be dropped anywhere, inside async code included: the drop
+/// stops the runtime from a thread of its own and waits (up to about two
+/// seconds) for its workers, so the UDP port is free when it returns.
 pub struct QuicNode {
     handle: Handle,
     runtime: Option<tokio::runtime::Runtime>,
@@ -355,9 +358,28 @@ impl QuicNode {
         self.handle.identity()
     }
 
-    /// Leaves gracefully (blocking until done), then stops the runtime.
-    pub fn shutdown(self) {
-        let _ = futures_lite::future::block_on(self.handle.shutdown());
+    /// Leaves gracefully (neighbours are told, queued frames drain, links
+    /// close, the store closes), then stops the node's runtime. Returns the
+    /// handle's error, if the node failed (its store, for one); a node that
+    /// had already stopped is `Ok`.
+    ///
+    /// Use this from async code, on any runtime (inside `#[tokio::main]`
+    /// included): `node.shutdown().await?`. From sync code, use
+    /// [`QuicNode::shutdown_blocking`].
+    pub async fn shutdown(self) -> Result<(), HandleError> {
+        let result = self.handle.shutdown().await;
+        // The loop has ended: the drop stops the runtime (from a thread of
+        // its own) at once.
+        drop(self);
+        result
+    }
+
+    /// [`QuicNode::shutdown`] for sync code: blocks the calling thread
+    /// until the node has left and stopped. Do not call it from async code
+    /// (it would block that runtime's thread); await
+    /// [`shutdown`](QuicNode::shutdown) there instead.
+    pub fn shutdown_blocking(self) -> Result<(), HandleError> {
+        block_on(self.shutdown())
     }
 }
 
@@ -365,8 +387,31 @@ impl Drop for QuicNode {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             // Waits (briefly) for the workers to stop, so the UDP port is
-            // free again when this returns.
-            rt.shutdown_timeout(StdDuration::from_secs(2));
+            // free again when this returns. On a thread of its own: tokio
+            // refuses to stop a runtime from inside async code (this drop
+            // may run in a task, or in a runtime's `block_on`), and that
+            // thread is outside every runtime.
+            if tokio::runtime::Handle::try_current().is_err() {
+                rt.shutdown_timeout(StdDuration::from_secs(2));
+            } else {
+                let (give, take) = std::sync::mpsc::channel::<tokio::runtime::Runtime>();
+                let stopper = std::thread::Builder::new()
+                    .name("epidemic-quic-stop".into())
+                    .spawn(move || {
+                        if let Ok(rt) = take.recv() {
+                            rt.shutdown_timeout(StdDuration::from_secs(2));
+                        }
+                    });
+                match stopper {
+                    Ok(t) => {
+                        let _ = give.send(rt);
+                        let _ = t.join();
+                    }
+                    // No thread to be had: stop without waiting for the
+                    // workers, which never blocks and never panics.
+                    Err(_) => rt.shutdown_background(),
+                }
+            }
         }
         // The store's writer finishes what was queued and closes the
         // database; wait for it, so the data directory can be reopened.

@@ -34,12 +34,13 @@
 //!         break;
 //!     }
 //! }
-//! block_on(a.handle().shutdown())?;
-//! block_on(b.handle().shutdown())?;
+//! a.shutdown_blocking()?;
+//! b.shutdown_blocking()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Dropping a [`TcpNode`] without [`shutdown`](epidemic_driver::Handle::shutdown)
+//! In async code, await [`TcpNode::shutdown`] instead of
+//! `shutdown_blocking`. Dropping a [`TcpNode`] without shutting it down
 //! stops it abruptly, as a crash would: its executor and every task on it
 //! are dropped, and peers see its connections close without a goodbye.
 
@@ -50,7 +51,6 @@ use epidemic_driver::tls::SERVER_NAME;
 use epidemic_driver::{Accepting, BoxFuture, Duplex, Runtime, Transport};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use rustls::pki_types::ServerName;
-use smol::Executor;
 use smol::net::{TcpListener, TcpStream};
 use std::fmt;
 use std::io;
@@ -78,6 +78,8 @@ pub use epidemic_driver::{DriverConfig, DriverStats, Error as HandleError, Event
 /// Runs a handle's future to completion on this thread, for code outside
 /// async (futures-lite's `block_on`).
 pub use futures_lite::future::block_on;
+/// smol's executor, to run nodes on with [`spawn`].
+pub use smol::Executor;
 
 /// How links are protected.
 #[derive(Clone, Debug)]
@@ -295,9 +297,91 @@ impl Transport for TcpTransport {
     }
 }
 
-/// A running TCP node. Share [`TcpNode::handle`] with the application;
-/// drop the node (after [`Handle::shutdown`] for a graceful leave) to stop
-/// its threads.
+/// Binds and starts the node's loop on `executor`.
+fn launch(config: TcpConfig, executor: &Arc<Executor<'static>>) -> Result<Handle, Error> {
+    config.driver.node.validate()?;
+    let TcpConfig {
+        listen,
+        advertise,
+        security,
+        driver,
+        contacts,
+        threads: _,
+        keepalive,
+        data_dir,
+    } = config;
+    let store = data_dir.as_deref().map(Store::open).transpose()?;
+    let std_listener = std::net::TcpListener::bind(listen).map_err(|source| Error::Bind { addr: listen, source })?;
+    let local = std_listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr: listen, source })?;
+    let identity = advertise.unwrap_or(local);
+    if identity.ip().is_unspecified() {
+        return Err(Error::Unspecified(identity));
+    }
+    let listener = TcpListener::try_from(std_listener).map_err(|source| Error::Bind { addr: listen, source })?;
+    let tls = match security {
+        Security::Plaintext => None,
+        Security::Tls(tls) => Some((
+            TlsConnector::from(Arc::new(tls.client_config()?)),
+            TlsAcceptor::from(Arc::new(tls.server_config()?)),
+        )),
+    };
+    Ok(epidemic_driver::start(
+        identity,
+        driver,
+        contacts,
+        store,
+        Arc::new(TcpTransport {
+            listener,
+            tls,
+            keepalive: keepalive.map(Into::into),
+        }),
+        Arc::new(SmolRuntime {
+            executor: Arc::downgrade(executor),
+        }),
+    ))
+}
+
+/// Starts a node on the caller's smol executor, and returns its handle:
+/// the node's loop and its links are tasks on `executor`, which the caller
+/// runs (`executor.run(..)` on threads of its own, or inside
+/// `smol::block_on`). [`TcpConfig::threads`] is unused. Binds and joins
+/// through the configured contacts as [`TcpNode::start`] does.
+///
+/// Stop the node with [`Handle::shutdown`] (await it, or
+/// [`block_on`] it from sync code). The node holds `executor` weakly: it
+/// runs as long as the caller keeps the executor and runs it, and dropping
+/// the executor stops it abruptly, as a crash would.
+///
+/// ```
+/// use epidemic_tcp::{block_on, Event, Executor, TcpConfig};
+/// use std::sync::Arc;
+///
+/// let executor = Arc::new(Executor::new());
+/// block_on(executor.run(async {
+///     let config = |addr: &str| TcpConfig::insecure_plaintext(addr.parse().unwrap());
+///     let a = epidemic_tcp::spawn(config("127.0.0.1:0"), &executor)?;
+///     let b = epidemic_tcp::spawn(config("127.0.0.1:0"), &executor)?;
+///     let mut events = b.events();
+///     b.join([a.identity()]).await?;
+///     while !matches!(events.next().await, Some(Event::NeighborUp(_))) {}
+///     a.shutdown().await?;
+///     b.shutdown().await?;
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// }))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn spawn(config: TcpConfig, executor: &Arc<Executor<'static>>) -> Result<Handle, Error> {
+    launch(config, executor)
+}
+
+/// A running TCP node on executor threads of its own. Share
+/// [`TcpNode::handle`] with the application; stop it with
+/// [`TcpNode::shutdown`] (async code) or [`TcpNode::shutdown_blocking`]
+/// (sync code) for a graceful leave. Dropping it instead stops it
+/// abruptly; the drop never panics, inside async code included, and
+/// returns once the node has stopped.
 pub struct TcpNode {
     handle: Handle,
     executor: Option<Arc<Executor<'static>>>,
@@ -315,57 +399,16 @@ impl TcpNode {
     /// Binds, starts the node's executor threads and the node, and joins
     /// through the configured contacts.
     pub fn start(config: TcpConfig) -> Result<TcpNode, Error> {
-        config.driver.node.validate()?;
-        let TcpConfig {
-            listen,
-            advertise,
-            security,
-            driver,
-            contacts,
-            threads,
-            keepalive,
-            data_dir,
-        } = config;
-        let store = data_dir.as_deref().map(Store::open).transpose()?;
-        let std_listener =
-            std::net::TcpListener::bind(listen).map_err(|source| Error::Bind { addr: listen, source })?;
-        let local = std_listener
-            .local_addr()
-            .map_err(|source| Error::Bind { addr: listen, source })?;
-        let identity = advertise.unwrap_or(local);
-        if identity.ip().is_unspecified() {
-            return Err(Error::Unspecified(identity));
-        }
-        let listener = TcpListener::try_from(std_listener).map_err(|source| Error::Bind { addr: listen, source })?;
-        let tls = match security {
-            Security::Plaintext => None,
-            Security::Tls(tls) => Some((
-                TlsConnector::from(Arc::new(tls.client_config()?)),
-                TlsAcceptor::from(Arc::new(tls.server_config()?)),
-            )),
-        };
+        let threads = config.threads.max(1);
         let executor = Arc::new(Executor::new());
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let mut node = TcpNode {
-            handle: epidemic_driver::start(
-                identity,
-                driver,
-                contacts,
-                store,
-                Arc::new(TcpTransport {
-                    listener,
-                    tls,
-                    keepalive: keepalive.map(Into::into),
-                }),
-                Arc::new(SmolRuntime {
-                    executor: Arc::downgrade(&executor),
-                }),
-            ),
+            handle: launch(config, &executor)?,
             executor: Some(executor.clone()),
             stop: Some(stop),
             threads: Vec::new(),
         };
-        for i in 0..threads.max(1) {
+        for i in 0..threads {
             let (ex, stopped) = (executor.clone(), stopped.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("epidemic-tcp-{i}"))
@@ -388,10 +431,27 @@ impl TcpNode {
         self.handle.identity()
     }
 
-    /// Leaves gracefully (blocking until done), then stops the threads.
-    /// From async code, await [`Handle::shutdown`] and drop the node instead.
-    pub fn shutdown(self) {
-        let _ = smol::block_on(self.handle.shutdown());
+    /// Leaves gracefully (neighbours are told, queued frames drain, links
+    /// close with a goodbye, the store closes), then stops the node's
+    /// threads. Returns the handle's error, if the node failed (its store,
+    /// for one); a node that had already stopped is `Ok`.
+    ///
+    /// Use this from async code, on any runtime (smol, tokio, or none):
+    /// `node.shutdown().await?`. From sync code, use
+    /// [`TcpNode::shutdown_blocking`].
+    pub async fn shutdown(self) -> Result<(), HandleError> {
+        let result = self.handle.shutdown().await;
+        // The loop has ended: the drop stops the threads at once.
+        drop(self);
+        result
+    }
+
+    /// [`TcpNode::shutdown`] for sync code: blocks the calling thread until
+    /// the node has left and stopped. Do not call it from async code (it
+    /// would block that executor's thread); await
+    /// [`shutdown`](TcpNode::shutdown) there instead.
+    pub fn shutdown_blocking(self) -> Result<(), HandleError> {
+        block_on(self.shutdown())
     }
 }
 

@@ -94,6 +94,6 @@ fn a_neighbour_that_never_reads_costs_dropped_frames_not_a_stalled_node() {
     // The black hole is still a neighbour: backpressure is not a failure.
     assert!(block_on(a.handle().neighbors()).unwrap().contains(&hole_id));
     drop(hole);
-    a.shutdown();
-    c.shutdown();
+    a.shutdown_blocking().expect("a was running");
+    c.shutdown_blocking().expect("c was running");
 }

@@ -68,7 +68,7 @@ fn an_unreachable_contact_is_a_warning_that_names_it() {
         "no warning names {dead}:\n{}",
         String::from_utf8_lossy(&logs().lock().unwrap())
     );
-    node.shutdown();
+    node.shutdown_blocking().expect("the node was running");
 }
 
 #[test]
@@ -93,8 +93,8 @@ fn a_certificate_from_another_ca_is_refused_with_the_reason_on_both_sides() {
         "{}",
         String::from_utf8_lossy(&logs().lock().unwrap())
     );
-    stranger.shutdown();
-    member.shutdown();
+    stranger.shutdown_blocking().expect("the stranger was running");
+    member.shutdown_blocking().expect("the member was running");
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn bad_bytes_close_the_connection_with_a_warning_that_names_the_sender() {
     let from = raw.local_addr().unwrap().to_string();
     let line = line_with(&["WARN", "inbound connection refused", &from]);
     assert!(line.is_some(), "{}", String::from_utf8_lossy(&logs().lock().unwrap()));
-    node.shutdown();
+    node.shutdown_blocking().expect("the node was running");
 }
 
 #[test]
