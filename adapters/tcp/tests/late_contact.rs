@@ -30,6 +30,6 @@ fn a_joiner_started_before_its_contact_gets_in() {
     let stats = block_on(joiner.handle().stats()).unwrap().driver;
     assert!(joined, "the joiner never got in: {stats:?}");
     assert!(stats.dial_failures >= 1, "the first dials failed: {stats:?}");
-    joiner.shutdown();
-    contact.shutdown();
+    joiner.shutdown_blocking().unwrap();
+    contact.shutdown_blocking().unwrap();
 }

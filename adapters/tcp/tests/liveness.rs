@@ -64,7 +64,7 @@ fn a_silent_peer_is_dropped_after_the_liveness_timeout() {
         stats = block_on(node.handle().stats()).unwrap();
     }
     assert_eq!(stats.driver.links_failed, 1, "{:?}", stats.driver);
-    node.shutdown();
+    node.shutdown_blocking().unwrap();
 }
 
 #[test]
@@ -84,6 +84,6 @@ fn keepalives_hold_a_quiet_link_between_two_nodes() {
     assert_eq!(block_on(a.handle().neighbors()).unwrap(), [b.identity()]);
     let stats = block_on(a.handle().stats()).unwrap();
     assert_eq!(stats.driver.links_failed, 0, "{:?}", stats.driver);
-    b.shutdown();
-    a.shutdown();
+    b.shutdown_blocking().unwrap();
+    a.shutdown_blocking().unwrap();
 }

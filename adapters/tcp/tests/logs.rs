@@ -125,6 +125,6 @@ fn the_core_logs_its_protocol_decisions_at_debug() {
         String::from_utf8_lossy(&logs().lock().unwrap())
     );
     assert!(line_with(&["DEBUG", "neighbour up", &a_id, &b_id]).is_some());
-    b.shutdown();
-    a.shutdown();
+    b.shutdown_blocking().unwrap();
+    a.shutdown_blocking().unwrap();
 }

@@ -71,6 +71,6 @@ fn a_joiner_gets_in_while_500_connections_stall_their_handshakes() {
     assert!(joined, "the joiner never got a link; contact stats {stats:?}");
     assert!(held > 0, "the attack opened no connection");
     assert!(stats.handshakes_refused > 0, "{stats:?}");
-    joiner.shutdown();
-    contact.shutdown();
+    joiner.shutdown_blocking().unwrap();
+    contact.shutdown_blocking().unwrap();
 }
