@@ -6,6 +6,10 @@
 //! get PREFIX KEY         ->  the value, the siblings one per line, or not_found
 //! delete PREFIX KEY      ->  ok
 //! members                ->  one address per line, this node's included
+//! broadcast TEXT         ->  ok; other nodes print `delivered TEXT`
+//! subscribe PREFIX       ->  ok; then `changed PREFIX KEY SOURCE` per change
+//! add-member ADDR        ->  ok (mesh mode)
+//! remove-member ADDR     ->  ok, or not_a_member (mesh mode)
 //! stats                  ->  one line of name=value counters
 //! stats json             ->  every counter of the core and the driver, as JSON
 //! help                   ->  the commands
@@ -51,6 +55,11 @@ pub(crate) enum Transport {
 ///
 /// Every option can also be set in a TOML file (`--config`); a flag given
 /// on the command line overrides the file.
+///
+/// Limits (defaults; `--print-config` shows them all): a value 64 KiB, an
+/// object with its siblings 256 KiB, prefix + subprefix + key 1,024 bytes
+/// (prefix and subprefix 255 each), 1,000,000 keys, a frame 1 MiB, a
+/// command line 256 KiB.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
     /// A TOML file of options; `--print-config` shows every one of them.
@@ -251,6 +260,10 @@ put PREFIX KEY VALUE   write VALUE (the rest of the line); ok once on disk
 get PREFIX KEY         the value, its siblings one per line, or not_found
 delete PREFIX KEY      delete the key; ok once on disk
 members                the known members, this node included
+broadcast TEXT         send TEXT to every node (printed there as `delivered TEXT`)
+subscribe PREFIX       print `changed PREFIX KEY SOURCE` for every change under PREFIX
+add-member ADDR        (mesh mode) make ADDR a member
+remove-member ADDR     (mesh mode) remove ADDR; not_a_member if it was none
 stats                  the main counters on one line
 stats json             every counter of the core and the driver
 help                   this list
@@ -299,6 +312,30 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
             Ok(vec!["ok".into()])
         }
         "help" => Ok(HELP.lines().map(str::to_owned).collect()),
+        "broadcast" => {
+            let text = rest.trim_start();
+            if text.is_empty() {
+                return Err(usage("broadcast TEXT"));
+            }
+            block_on(handle.broadcast(text))?;
+            Ok(vec!["ok".into()])
+        }
+        "add-member" | "remove-member" => {
+            let (addr, _) = word(rest).ok_or_else(|| usage("add-member ADDR | remove-member ADDR"))?;
+            let addr: SocketAddr = addr.parse().with_context(|| format!("{addr:?} is not an address"))?;
+            if command == "add-member" {
+                block_on(handle.add_member(addr))?;
+                Ok(vec!["ok".into()])
+            } else {
+                let was = block_on(handle.remove_member(addr))?;
+                Ok(vec![if was { "ok" } else { "not_a_member" }.into()])
+            }
+        }
+        "subscribe" => {
+            let (prefix, _) = word(rest).ok_or_else(|| usage("subscribe PREFIX"))?;
+            block_on(handle.subscribe(&parse_prefix(prefix)))?;
+            Ok(vec!["ok".into()])
+        }
         "members" => Ok(block_on(handle.members())?.into_iter().map(|m| m.to_string()).collect()),
         "stats" if rest.trim() == "json" => Ok(vec![serde_json::to_string(&block_on(handle.stats())?)?]),
         "stats" => {
@@ -394,6 +431,15 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
             match event {
                 Event::NeighborUp(p) => eprintln!("neighbor up {p}"),
                 Event::NeighborDown(p) => eprintln!("neighbor down {p}"),
+                Event::Delivered { payload, .. } => println!("delivered {}", String::from_utf8_lossy(&payload)),
+                Event::Metadata(epidemic_core::metadata::Event::Changed {
+                    prefix, key, source, ..
+                }) => println!(
+                    "changed {}/{} {} {source:?}",
+                    String::from_utf8_lossy(prefix.prefix()),
+                    String::from_utf8_lossy(prefix.subprefix()),
+                    String::from_utf8_lossy(&key)
+                ),
                 _ => {}
             }
         }

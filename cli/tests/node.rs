@@ -326,3 +326,38 @@ fn metrics_are_served_for_prometheus() {
     assert!(body.contains("# TYPE epidemic_node_metadata_keys gauge"), "{body}");
     n.finish();
 }
+
+/// `broadcast` reaches the other node, which prints `delivered TEXT`;
+/// `subscribe` prints each change under its prefix, with its source.
+#[test]
+fn broadcasts_and_subscriptions_print_on_the_other_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = |n: &str| dir.path().join(n).display().to_string();
+    let plain = ["--transport", "tcp", "--insecure-tcp"];
+    let mut n1 = node(&[&plain[..], &["--data", &data("n1")]].concat());
+    let mut n2 = node(&[&plain[..], &["--data", &data("n2"), "--join", &n1.addr]].concat());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while n2.ask("members").len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(n2.ask("subscribe app/users"), ["ok"]);
+    assert_eq!(n1.ask("broadcast hello everyone"), ["ok"]);
+    assert_eq!(n1.ask("put app/users alice admin"), ["ok"]);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 2 && Instant::now() < deadline {
+        if let Ok(line) = n2.stdout.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].starts_with("changed app/users alice"), "{seen:?}");
+    assert_eq!(seen[1], "delivered hello everyone");
+    assert!(
+        n1.ask("add-member 127.0.0.1:9")[0].starts_with("error:"),
+        "HyParView has no member list to edit"
+    );
+    n2.finish();
+    n1.finish();
+}
