@@ -359,6 +359,22 @@ macro_rules! credentials_suite {
     };
 }
 
+/// The record a node sends to accept a dial: what a raw peer that pretends
+/// to be the node `identity` answers a hello with.
+pub fn accept_record(identity: std::net::SocketAddr) -> Vec<u8> {
+    use epidemic_driver::codec::{Ack, encode_record};
+    let mut ack = Vec::new();
+    encode_record(
+        &Ack::Accept {
+            identity,
+            incarnation: 1,
+        }
+        .encode(),
+        &mut ack,
+    );
+    ack
+}
+
 /// A distinct payload for scenario broadcasts.
 pub fn payload(tag: &str, n: usize) -> Bytes {
     Bytes::from(format!("{tag}-{n}"))

@@ -41,7 +41,7 @@ pub fn serve_silently(
     identity: SocketAddr,
     stop: &std::sync::atomic::AtomicBool,
 ) {
-    use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, encode_record};
+    use epidemic_driver::codec::{FrameDecoder, HANDSHAKE_MAX};
     use std::sync::atomic::Ordering;
     let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
     let mut buf = [0u8; 4096];
@@ -52,15 +52,7 @@ pub fn serve_silently(
             Ok(n) if !answered => {
                 decoder.extend(&buf[..n]);
                 if let Ok(Some(_hello)) = decoder.next_record() {
-                    let mut ack = Vec::new();
-                    encode_record(
-                        &Ack::Accept {
-                            identity,
-                            incarnation: 1,
-                        }
-                        .encode(),
-                        &mut ack,
-                    );
+                    let ack = crate::accept_record(identity);
                     if stream.write_all(&ack).and_then(|()| stream.flush()).is_err() {
                         return;
                     }

@@ -139,7 +139,7 @@ impl Drop for QuicPeer {
 /// Answers the hello on one stream as `identity`, then reads and drops
 /// everything.
 async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, identity: SocketAddr) {
-    use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, encode_record};
+    use epidemic_driver::codec::{FrameDecoder, HANDSHAKE_MAX};
     let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
     let mut buf = [0u8; 4096];
     loop {
@@ -151,15 +151,7 @@ async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, 
             break;
         }
     }
-    let mut ack = Vec::new();
-    encode_record(
-        &Ack::Accept {
-            identity,
-            incarnation: 1,
-        }
-        .encode(),
-        &mut ack,
-    );
+    let ack = crate::accept_record(identity);
     if send.write_all(&ack).await.is_err() {
         return;
     }
