@@ -128,3 +128,28 @@ fn the_core_logs_its_protocol_decisions_at_debug() {
     b.shutdown_blocking().unwrap();
     a.shutdown_blocking().unwrap();
 }
+
+#[test]
+fn a_frame_the_node_refuses_closes_the_link_with_a_warning() {
+    use epidemic_driver::codec::{Hello, PREFIX_LEN, encode_record};
+    use std::io::Read;
+    logs();
+    let node = TcpNode::start(TcpConfig::insecure_plaintext(lo())).unwrap();
+    let mut raw = TcpStream::connect(node.identity()).unwrap();
+    let claimed: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut records = Vec::new();
+    encode_record(&Hello::new(claimed, 1).encode(), &mut records);
+    raw.write_all(&records).unwrap();
+    let mut len = [0u8; PREFIX_LEN];
+    raw.read_exact(&mut len).unwrap();
+    let mut ack = vec![0u8; u32::from_be_bytes(len) as usize];
+    raw.read_exact(&mut ack).unwrap();
+    // A frame of the right version and an unknown kind.
+    records.clear();
+    encode_record(&[1, 99, 1, 2, 3], &mut records);
+    raw.write_all(&records).unwrap();
+    let line = line_with(&["WARN", "the node refused a frame", "127.0.0.1:9"]);
+    assert!(line.is_some(), "{}", String::from_utf8_lossy(&logs().lock().unwrap()));
+    println!("{}", line.unwrap());
+    node.shutdown_blocking().unwrap();
+}
