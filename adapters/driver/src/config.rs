@@ -107,7 +107,7 @@ pub struct DriverConfig {
     pub linger: Duration,
     /// A link on which nothing arrives for this long is reported down,
     /// whatever TCP or QUIC think of it; each side sends a keepalive record
-    /// after a third of it without traffic. Catches a peer whose process
+    /// every third of it. Catches a peer whose process
     /// hangs (stopped, deadlocked, swapping) while its kernel still answers
     /// transport keepalives. Zero turns the check off.
     ///

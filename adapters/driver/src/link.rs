@@ -127,8 +127,7 @@ pub(crate) struct TaskCtx {
     pub(crate) liveness_timeout: Duration,
 }
 
-/// The record a link sends when it has had nothing to send for a third of
-/// the liveness timeout. A frame starts with its protocol version (1), so a
+/// The record a link sends every third of the liveness timeout. A frame starts with its protocol version (1), so a
 /// one-byte record of 0 can never be a frame; the reader drops it.
 const KEEPALIVE: &[u8] = &[0];
 
@@ -349,8 +348,11 @@ async fn run(
     let write = async {
         let mut buf = Vec::new();
         let keepalive_every = ctx.liveness_timeout / 3;
+        // One timer, renewed only when it fires (not per write batch): a
+        // keepalive every third of the timeout, busy link or not, costs one
+        // 5-byte record and no timer on the hot path.
+        let mut tick = (!keepalive_every.is_zero()).then(|| ctx.runtime.sleep(keepalive_every));
         loop {
-            let mut tick = (!keepalive_every.is_zero()).then(|| ctx.runtime.sleep(keepalive_every));
             let next = future::poll_fn(|cx| {
                 if let Poll::Ready(mode) = std::pin::Pin::new(&mut close).poll(cx) {
                     return Poll::Ready(Err(mode.unwrap_or(CloseMode::Abort)));
@@ -359,8 +361,11 @@ async fn run(
                     return Poll::Ready(Ok(frame));
                 }
                 match tick.as_mut().map(|t| t.as_mut().poll(cx)) {
-                    // Nothing to send for a while: tell the peer we live.
-                    Some(Poll::Ready(())) => Poll::Ready(Ok(Some(KEEPALIVE.to_vec()))),
+                    // Tell the peer we live, and start the next period.
+                    Some(Poll::Ready(())) => {
+                        tick = Some(ctx.runtime.sleep(keepalive_every));
+                        Poll::Ready(Ok(Some(KEEPALIVE.to_vec())))
+                    }
                     _ => Poll::Pending,
                 }
             })

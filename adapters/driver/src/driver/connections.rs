@@ -62,7 +62,11 @@ impl Core {
             match queue.try_push(frame) {
                 Ok(()) => {
                     self.stats.frames_queued += 1;
-                    self.overflowing.remove(&to);
+                    // Per frame: look the peer up only while some queue
+                    // is in an overflow episode.
+                    if !self.overflowing.is_empty() {
+                        self.overflowing.remove(&to);
+                    }
                 }
                 Err(PushError::Full(_)) => {
                     self.stats.queue_overflows += 1;
