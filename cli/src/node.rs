@@ -7,7 +7,8 @@
 //! delete PREFIX KEY      ->  ok
 //! members                ->  one address per line, this node's included
 //! broadcast TEXT         ->  ok; other nodes print `delivered TEXT`
-//! subscribe PREFIX       ->  ok; then `changed PREFIX KEY SOURCE` per change
+//! subscribe PREFIX       ->  ok; then `changed PREFIX KEY SOURCE VALUE` per change
+//!                            (`lagged N` if N changes went unprinted)
 //! add-member ADDR        ->  ok (mesh mode)
 //! remove-member ADDR     ->  ok, or not_a_member (mesh mode)
 //! stats                  ->  one line of name=value counters
@@ -25,9 +26,8 @@
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use epidemic_core::metadata::FullPrefix;
-use epidemic_core::node::Event;
-use epidemic_driver::Handle;
 use epidemic_driver::tls::TlsConfig;
+use epidemic_driver::{Handle, MembershipEvent};
 use futures_lite::future::block_on;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -261,7 +261,7 @@ get PREFIX KEY         the value, its siblings one per line, or not_found
 delete PREFIX KEY      delete the key; ok once on disk
 members                the known members, this node included
 broadcast TEXT         send TEXT to every node (printed there as `delivered TEXT`)
-subscribe PREFIX       print `changed PREFIX KEY SOURCE` for every change under PREFIX
+subscribe PREFIX       print `changed PREFIX KEY SOURCE VALUE` for every change under PREFIX
 add-member ADDR        (mesh mode) make ADDR a member
 remove-member ADDR     (mesh mode) remove ADDR; not_a_member if it was none
 stats                  the main counters on one line
@@ -333,7 +333,25 @@ fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
         }
         "subscribe" => {
             let (prefix, _) = word(rest).ok_or_else(|| usage("subscribe PREFIX"))?;
-            block_on(handle.subscribe(&parse_prefix(prefix)))?;
+            let mut changes = block_on(handle.subscribe(&parse_prefix(prefix)))?;
+            std::thread::spawn(move || {
+                while let Some(change) = changes.blocking_next() {
+                    match change {
+                        Ok(c) => println!(
+                            "changed {}/{} {} {:?} {}",
+                            String::from_utf8_lossy(c.prefix.prefix()),
+                            String::from_utf8_lossy(c.prefix.subprefix()),
+                            String::from_utf8_lossy(&c.key),
+                            c.source,
+                            c.resolved
+                                .as_deref()
+                                .map_or("<deleted>".into(), String::from_utf8_lossy),
+                        ),
+                        // Some changes went missing: `get` reads them again.
+                        Err(lagged) => println!("lagged {}", lagged.0),
+                    }
+                }
+            });
             Ok(vec!["ok".into()])
         }
         "members" => Ok(block_on(handle.members())?.into_iter().map(|m| m.to_string()).collect()),
@@ -424,23 +442,25 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         args.transport,
         args.data()?.display()
     );
-    // Neighbour changes on stderr, from a thread of their own.
-    let mut events = handle.events();
-    let watcher = std::thread::spawn(move || {
-        while let Some(event) = block_on(events.next()) {
+    // Neighbour changes on stderr and deliveries on stdout, from threads
+    // of their own.
+    let mut membership = handle.membership();
+    std::thread::spawn(move || {
+        while let Some(event) = membership.blocking_next() {
             match event {
-                Event::NeighborUp(p) => eprintln!("neighbor up {p}"),
-                Event::NeighborDown(p) => eprintln!("neighbor down {p}"),
-                Event::Delivered { payload, .. } => println!("delivered {}", String::from_utf8_lossy(&payload)),
-                Event::Metadata(epidemic_core::metadata::Event::Changed {
-                    prefix, key, source, ..
-                }) => println!(
-                    "changed {}/{} {} {source:?}",
-                    String::from_utf8_lossy(prefix.prefix()),
-                    String::from_utf8_lossy(prefix.subprefix()),
-                    String::from_utf8_lossy(&key)
-                ),
-                _ => {}
+                Ok(MembershipEvent::NeighborUp(p)) => eprintln!("neighbor up {p}"),
+                Ok(MembershipEvent::NeighborDown(p)) => eprintln!("neighbor down {p}"),
+                Ok(_) => {}
+                Err(lagged) => eprintln!("membership: {lagged}"),
+            }
+        }
+    });
+    let mut deliveries = handle.deliveries();
+    let watcher = std::thread::spawn(move || {
+        while let Some(delivery) = deliveries.blocking_next() {
+            match delivery {
+                Ok(d) => println!("delivered {}", String::from_utf8_lossy(&d.payload)),
+                Err(lagged) => println!("lagged {}", lagged.0),
             }
         }
     });

@@ -12,7 +12,6 @@ use epidemic_conformance::net::{Launcher, NetCluster};
 use epidemic_conformance::quic::Quic;
 use epidemic_conformance::scenarios::form;
 use epidemic_conformance::tcp::Tcp;
-use epidemic_core::node::Event;
 use futures_lite::future::block_on;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -73,16 +72,15 @@ fn run<L: Launcher + 'static>(cluster: &mut NetCluster<L>, shape: &Shape) -> Out
     let total = shape.warmup + shape.messages;
     let mut threads = Vec::new();
     for ix in 1..NODES {
-        let mut events = cluster.handle(ix).events();
+        let mut events = cluster.handle(ix).deliveries();
         let tally = tally.clone();
         // Each receiver blocks on its stream; the streams end when the
         // cluster stops.
         threads.push(std::thread::spawn(move || {
             let mut local = Vec::new();
-            while let Some(event) = block_on(events.next()) {
-                let Event::Delivered { payload, .. } = event else {
-                    continue;
-                };
+            while let Some(delivery) = block_on(events.next()) {
+                // A lag would leave a message short of receivers for ever.
+                let payload = delivery.expect("the reader keeps up with the stream").payload;
                 let seq = u64::from_le_bytes(payload[..8].try_into().unwrap()) as usize;
                 let sent = u64::from_le_bytes(payload[8..16].try_into().unwrap());
                 if seq >= warmup {

@@ -10,8 +10,7 @@
 use crate::net::{Launcher, NetCluster, RawConn};
 use crate::scenarios::{CLOSE_LIMIT, LIMIT};
 use crate::{Cluster, Recv, payload};
-use epidemic_core::node::Event;
-use epidemic_driver::{DriverStats, Events, Handle};
+use epidemic_driver::{Delivery, DriverStats, Events, Handle};
 use futures_lite::future::block_on;
 use std::io;
 use std::net::SocketAddr;
@@ -68,9 +67,9 @@ fn neighbors(handle: &Handle) -> Vec<SocketAddr> {
 }
 
 /// Whether `events` hold a delivery of `payload`.
-fn delivered(events: &mut Events, payload: &[u8]) -> bool {
+fn delivered(events: &mut Events<Delivery>, payload: &[u8]) -> bool {
     std::iter::from_fn(|| events.try_next())
-        .any(|e| matches!(e, Event::Delivered { payload: ref p, .. } if &p[..] == payload))
+        .any(|d| &d.expect("the delivery stream never lags here").payload[..] == payload)
 }
 
 /// A member of the cluster's CA joins a member; a node with another CA's
@@ -128,7 +127,7 @@ pub fn strangers_are_refused_and_members_link_up<L: Credentials>(launcher: L) {
 
     // Nothing a stranger broadcasts reaches the cluster: the member's own
     // broadcast, sent after, reaches the peer; the strangers' never do.
-    let mut events = c.handle(peer).events();
+    let mut events = c.handle(peer).deliveries();
     for (i, h) in handles.iter().enumerate() {
         block_on(h.broadcast(payload("let me in", i))).expect("a stranger broadcasts");
     }

@@ -353,7 +353,11 @@ impl Core {
     }
 
     fn publish(&mut self, event: Event<SocketAddr>) {
-        self.stats.events_lagged += self.ctx.shared.publish(&event);
+        let published = self.ctx.shared.subscribers.lock().publish(event);
+        self.stats.events_lagged += published.missed;
+        if let Some(id) = published.ended {
+            self.node.unsubscribe(id);
+        }
     }
 
     // ---- time ------------------------------------------------------------------

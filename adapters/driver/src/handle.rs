@@ -3,10 +3,11 @@
 use crate::driver::Command;
 use crate::link::Input;
 use crate::oneshot;
-use crate::queue::{PushError, Queue};
+use crate::queue::Queue;
 use crate::stats::NodeStats;
 use crate::store::Durable;
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crate::streams::{Change, Delivery, Events, MembershipEvent, Subscribers};
+use crate::sync::{Arc, Mutex};
 use bytes::Bytes;
 use epidemic_core::Instant;
 use epidemic_core::broadcast::BroadcastError;
@@ -14,17 +15,14 @@ use epidemic_core::crdt::Merge;
 use epidemic_core::hashtree::Digest;
 use epidemic_core::metadata::Merger;
 use epidemic_core::metadata::{self, Actor};
-use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read, SubscriptionId};
+use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read};
 use epidemic_core::node::typed::{self, Typed, TypedError, TypedRead};
-use epidemic_core::node::{BroadcastId, Event, Node};
-use futures_core::Stream;
+use epidemic_core::node::{BroadcastId, Node};
 use futures_lite::future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// Why a handle's request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,16 +129,6 @@ impl From<TypedError> for Error {
     }
 }
 
-struct Subscriber {
-    queue: Arc<Queue<Event<SocketAddr>>>,
-    lagged: Arc<AtomicU64>,
-}
-
-struct Subscribers {
-    list: Vec<Subscriber>,
-    closed: bool,
-}
-
 /// Everything the loop shares with handles and connection tasks.
 pub(crate) struct Shared {
     pub(crate) identity: SocketAddr,
@@ -150,8 +138,7 @@ pub(crate) struct Shared {
     pub(crate) persist: Queue<Persist>,
     /// The writer thread's reports.
     pub(crate) durable: Queue<Durable>,
-    subscribers: Mutex<Subscribers>,
-    event_queue: usize,
+    pub(crate) subscribers: Mutex<Subscribers>,
     /// Parts still running (the loop, and the writer thread if any); the
     /// last to end closes `stopped`.
     running: Mutex<usize>,
@@ -172,45 +159,8 @@ impl Shared {
             durable: Queue::new(1 << 16),
             running: Mutex::new(1),
             stopped: Queue::new(1),
-            subscribers: Mutex::new(Subscribers {
-                list: Vec::new(),
-                closed: false,
-            }),
-            event_queue,
+            subscribers: Mutex::new(Subscribers::new(event_queue)),
         }
-    }
-
-    /// Hands `event` to every subscriber; returns how many could not take
-    /// it because their queue was full.
-    pub(crate) fn publish(&self, event: &Event<SocketAddr>) -> u64 {
-        let mut subs = self.subscribers.lock();
-        let mut lagged = 0;
-        subs.list.retain(|s| match s.queue.try_push(event.clone()) {
-            Ok(()) => true,
-            Err(PushError::Full(_)) => {
-                s.lagged.fetch_add(1, Ordering::Relaxed);
-                lagged += 1;
-                true
-            }
-            // The stream was dropped.
-            Err(PushError::Closed(_)) => false,
-        });
-        lagged
-    }
-
-    fn subscribe(&self) -> Events {
-        let queue = Arc::new(Queue::new(self.event_queue));
-        let lagged = Arc::new(AtomicU64::new(0));
-        let mut subs = self.subscribers.lock();
-        if subs.closed {
-            queue.close();
-        } else {
-            subs.list.push(Subscriber {
-                queue: queue.clone(),
-                lagged: lagged.clone(),
-            });
-        }
-        Events { queue, lagged }
     }
 
     /// Stops everything that waits on the loop: commands and inputs are
@@ -223,14 +173,7 @@ impl Shared {
         // The writer thread writes what is queued, then ends.
         self.persist.close();
         self.durable.close();
-        let list = {
-            let mut subs = self.subscribers.lock();
-            subs.closed = true;
-            std::mem::take(&mut subs.list)
-        };
-        for s in list {
-            s.queue.close();
-        }
+        self.subscribers.lock().close();
     }
 }
 
@@ -408,15 +351,25 @@ impl Handle {
         .await
     }
 
-    /// A new stream of the node's events from now on: delivered broadcasts,
+    /// A new stream of every event from now on: delivered broadcasts,
     /// neighbours coming and going, and changes under subscribed prefixes
-    /// (the driver consumes the durability events itself).
+    /// (the driver consumes the durability events itself). The streams of
+    /// one kind ([`Handle::deliveries`], [`Handle::membership`],
+    /// [`Handle::subscribe`]) are usually what an application wants.
     ///
-    /// Each stream has its own bounded queue; a stream that falls that far
-    /// behind misses events, and [`Events::lagged`] counts them. The stream
-    /// ends when the node shuts down.
+    /// Lag is reported in the stream ([`Lagged`]); see [`streams`](crate::streams).
     pub fn events(&self) -> Events {
-        self.shared.subscribe()
+        self.shared.subscribers.lock().events()
+    }
+
+    /// A new stream of the neighbours coming and going, from now on.
+    pub fn membership(&self) -> Events<MembershipEvent> {
+        self.shared.subscribers.lock().membership()
+    }
+
+    /// A new stream of the broadcasts delivered here from now on.
+    pub fn deliveries(&self) -> Events<Delivery> {
+        self.shared.subscribers.lock().deliveries()
     }
 
     /// Writes `value` under `key` in `prefix`, and resolves once the write
@@ -687,16 +640,31 @@ impl Handle {
         self.register_crdt(prefix, typed::merger::<T>).await
     }
 
-    /// Subscribes to changes under `prefix`: from now on the event stream
-    /// carries `Event::Metadata(metadata::Event::Changed)` with the returned id for each changed key.
-    pub async fn subscribe(&self, prefix: &FullPrefix) -> Result<SubscriptionId, Error> {
+    /// Subscribes to changes under `prefix`: a stream of every change from
+    /// now on, each with the key, its new siblings, its resolved value (the
+    /// CRDT merge for a CRDT prefix; [`ChangeExt::typed`] decodes a typed
+    /// one) and how it arrived. Dropping the stream ends the subscription.
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: epidemic_driver::Handle) -> Result<(), epidemic_driver::Error> {
+    /// use epidemic_core::metadata::FullPrefix;
+    /// use epidemic_driver::ChangeExt;
+    ///
+    /// let flags = FullPrefix::new("app", "flags");
+    /// let mut changes = handle.subscribe(&flags).await?;
+    /// while let Some(change) = changes.next().await {
+    ///     match change {
+    ///         Ok(change) => println!("{:?} is now {:?}", change.key, change.typed::<bool>()),
+    ///         // Some changes went missing: read the prefix again.
+    ///         Err(lagged) => println!("{lagged}; {} keys now", handle.list(&flags).await?.len()),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn subscribe(&self, prefix: &FullPrefix) -> Result<Events<Change>, Error> {
         let prefix = prefix.clone();
         self.request(|reply| Command::Subscribe { prefix, reply }).await
-    }
-
-    /// Ends a subscription; false if it did not exist.
-    pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, Error> {
-        self.request(|reply| Command::Unsubscribe { id, reply }).await
     }
 
     /// Whether the node has stopped entirely (see [`Handle::stopped`]).
@@ -723,59 +691,5 @@ impl Handle {
         }
         self.stopped().await;
         Ok(())
-    }
-}
-
-/// The node's events, as an async [`Stream`]. See [`Handle::events`].
-pub struct Events {
-    queue: Arc<Queue<Event<SocketAddr>>>,
-    lagged: Arc<AtomicU64>,
-}
-
-impl fmt::Debug for Events {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Events")
-            .field("queued", &self.queue.len())
-            .field("lagged", &self.lagged())
-            .finish()
-    }
-}
-
-impl Events {
-    /// Events this stream missed because its queue was full.
-    pub fn lagged(&self) -> u64 {
-        self.lagged.load(Ordering::Relaxed)
-    }
-
-    /// The next event if one is queued, without waiting. `None` also when
-    /// the stream has ended.
-    pub fn try_next(&mut self) -> Option<Event<SocketAddr>> {
-        self.queue.try_pop()
-    }
-
-    /// The next event, waiting for one; `None` once the node has stopped
-    /// and every queued event was taken. The same as `StreamExt::next`,
-    /// without importing a stream trait.
-    pub async fn next(&mut self) -> Option<Event<SocketAddr>> {
-        std::future::poll_fn(|cx| self.queue.poll_pop(cx)).await
-    }
-
-    /// Waits for the next event on this thread (for code outside async).
-    pub fn blocking_next(&mut self) -> Option<Event<SocketAddr>> {
-        futures_lite::future::block_on(self.next())
-    }
-}
-
-impl Stream for Events {
-    type Item = Event<SocketAddr>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.queue.poll_pop(cx)
-    }
-}
-
-impl Drop for Events {
-    fn drop(&mut self) {
-        self.queue.close();
     }
 }

@@ -78,14 +78,16 @@ mod queue;
 mod runtime;
 mod stats;
 pub mod store;
+pub mod streams;
 mod sync;
 pub mod tls;
 
 pub use config::DriverConfig;
 pub use driver::start;
-pub use handle::{Error, Events, Handle, IntoBytes};
+pub use handle::{Error, Handle, IntoBytes};
 pub use runtime::{Accepting, BoxFuture, BoxReader, BoxWriter, Duplex, Runtime, Transport};
 pub use stats::{DriverStats, NodeStats};
+pub use streams::{Change, ChangeExt, Delivery, Events, Lagged, MembershipEvent};
 
 /// The internals the loom tests exercise directly (only under `cfg(loom)`).
 #[cfg(loom)]

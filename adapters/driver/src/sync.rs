@@ -9,7 +9,6 @@
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::sync::Arc;
-    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
     /// `std::sync::Mutex` without poisoning: a panic while the lock is held
     /// is a bug in this crate, and the state behind every lock here is valid
@@ -31,7 +30,6 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::sync::Arc;
-    pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
 
     /// loom's mutex behind the same interface as the std one.
     #[derive(Debug, Default)]

@@ -147,7 +147,7 @@ fn simultaneous_dials_settle_on_one_connection() {
     let delivered = |events: &mut epidemic_driver::Events, want: &[u8]| {
         eventually(|| {
             std::iter::from_fn(|| events.try_next())
-                .any(|e| matches!(e, Event::Delivered { ref payload, .. } if &payload[..] == want))
+                .any(|e| matches!(e, Ok(Event::Delivered { ref payload, .. }) if &payload[..] == want))
         })
     };
     assert!(delivered(&mut b_events, b"from a"));

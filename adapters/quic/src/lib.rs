@@ -23,23 +23,19 @@
 //! configuration ([`NodeConfig`], [`DriverConfig`]).
 //!
 //! ```
-//! use epidemic_quic::{block_on, ClusterCa, Event, QuicNode, QuicConfig};
+//! use epidemic_quic::{block_on, ClusterCa, MembershipEvent, QuicNode, QuicConfig};
 //!
 //! let ca = ClusterCa::generate()?;
 //! let tls = |ca: &ClusterCa| ca.issue(&["127.0.0.1"]).and_then(|c| c.tls_config(ca));
 //! let a = QuicNode::start(QuicConfig::new("127.0.0.1:0".parse()?, tls(&ca)?))?;
 //! let b = QuicNode::start(QuicConfig::new("127.0.0.1:0".parse()?, tls(&ca)?))?;
-//! let mut events = b.handle().events();
+//! let (mut membership, mut deliveries) = (b.handle().membership(), b.handle().deliveries());
 //! block_on(b.handle().join([a.identity()]))?;
 //! // Wait until b has a neighbour, then broadcast from a.
-//! while !matches!(events.blocking_next(), Some(Event::NeighborUp(_))) {}
+//! while !matches!(membership.blocking_next(), Some(Ok(MembershipEvent::NeighborUp(_)))) {}
 //! block_on(a.handle().broadcast(&b"hello"[..]))?;
-//! loop {
-//!     if let Some(Event::Delivered { payload, .. }) = events.blocking_next() {
-//!         assert_eq!(&payload[..], b"hello");
-//!         break;
-//!     }
-//! }
+//! let delivery = deliveries.blocking_next().expect("b is running")?;
+//! assert_eq!(&delivery.payload[..], b"hello");
 //! a.shutdown_blocking()?;
 //! b.shutdown_blocking()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -74,7 +70,10 @@ pub use epidemic_core::{
 pub use epidemic_driver;
 pub use epidemic_driver::certs::{CertError, ClusterCa, NodeCert};
 pub use epidemic_driver::tls::{TlsConfig, TlsError};
-pub use epidemic_driver::{DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, NodeStats};
+pub use epidemic_driver::{
+    Change, ChangeExt, Delivery, DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, Lagged,
+    MembershipEvent, NodeStats,
+};
 /// Runs a handle's future to completion on this thread, for code outside
 /// async (futures-lite's `block_on`).
 pub use futures_lite::future::block_on;

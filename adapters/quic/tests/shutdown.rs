@@ -74,7 +74,7 @@ async fn wait_for(
     let found = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             match events.next().await {
-                Some(e) if pred(&e) => return,
+                Some(Ok(e)) if pred(&e) => return,
                 Some(_) => {}
                 None => panic!("the events ended before {what}"),
             }

@@ -17,23 +17,19 @@
 //! configuration ([`NodeConfig`], [`DriverConfig`]).
 //!
 //! ```
-//! use epidemic_tcp::{block_on, ClusterCa, Event, TcpNode, TcpConfig};
+//! use epidemic_tcp::{block_on, ClusterCa, MembershipEvent, TcpNode, TcpConfig};
 //!
 //! let ca = ClusterCa::generate()?;
 //! let tls = |ca: &ClusterCa| ca.issue(&["127.0.0.1"]).and_then(|c| c.tls_config(ca));
 //! let a = TcpNode::start(TcpConfig::tls("127.0.0.1:0".parse()?, tls(&ca)?))?;
 //! let b = TcpNode::start(TcpConfig::tls("127.0.0.1:0".parse()?, tls(&ca)?))?;
-//! let mut events = b.handle().events();
+//! let (mut membership, mut deliveries) = (b.handle().membership(), b.handle().deliveries());
 //! block_on(b.handle().join([a.identity()]))?;
 //! // Wait until b has a neighbour, then broadcast from a.
-//! while !matches!(events.blocking_next(), Some(Event::NeighborUp(_))) {}
+//! while !matches!(membership.blocking_next(), Some(Ok(MembershipEvent::NeighborUp(_)))) {}
 //! block_on(a.handle().broadcast(&b"hello"[..]))?;
-//! loop {
-//!     if let Some(Event::Delivered { payload, .. }) = events.blocking_next() {
-//!         assert_eq!(&payload[..], b"hello");
-//!         break;
-//!     }
-//! }
+//! let delivery = deliveries.blocking_next().expect("b is running")?;
+//! assert_eq!(&delivery.payload[..], b"hello");
 //! a.shutdown_blocking()?;
 //! b.shutdown_blocking()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -74,7 +70,10 @@ pub use epidemic_core::{
 pub use epidemic_driver;
 pub use epidemic_driver::certs::{CertError, ClusterCa, NodeCert};
 pub use epidemic_driver::tls::{TlsConfig, TlsError};
-pub use epidemic_driver::{DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, NodeStats};
+pub use epidemic_driver::{
+    Change, ChangeExt, Delivery, DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, Lagged,
+    MembershipEvent, NodeStats,
+};
 /// Runs a handle's future to completion on this thread, for code outside
 /// async (futures-lite's `block_on`).
 pub use futures_lite::future::block_on;
@@ -355,7 +354,7 @@ fn launch(config: TcpConfig, executor: &Arc<Executor<'static>>) -> Result<Handle
 /// the executor stops it abruptly, as a crash would.
 ///
 /// ```
-/// use epidemic_tcp::{block_on, Event, Executor, TcpConfig};
+/// use epidemic_tcp::{block_on, Executor, MembershipEvent, TcpConfig};
 /// use std::sync::Arc;
 ///
 /// let executor = Arc::new(Executor::new());
@@ -363,9 +362,9 @@ fn launch(config: TcpConfig, executor: &Arc<Executor<'static>>) -> Result<Handle
 ///     let config = |addr: &str| TcpConfig::insecure_plaintext(addr.parse().unwrap());
 ///     let a = epidemic_tcp::spawn(config("127.0.0.1:0"), &executor)?;
 ///     let b = epidemic_tcp::spawn(config("127.0.0.1:0"), &executor)?;
-///     let mut events = b.events();
+///     let mut membership = b.membership();
 ///     b.join([a.identity()]).await?;
-///     while !matches!(events.next().await, Some(Event::NeighborUp(_))) {}
+///     while !matches!(membership.next().await, Some(Ok(MembershipEvent::NeighborUp(_)))) {}
 ///     a.shutdown().await?;
 ///     b.shutdown().await?;
 ///     Ok::<(), Box<dyn std::error::Error>>(())

@@ -79,7 +79,7 @@ fn a_neighbour_that_never_reads_costs_dropped_frames_not_a_stalled_node() {
         let id = block_on(a.handle().broadcast(payload.clone())).unwrap();
         assert!(
             eventually(|| std::iter::from_fn(|| events.try_next())
-                .any(|e| matches!(e, Event::Delivered { id: ref d, .. } if *d == id))),
+                .any(|e| matches!(e, Ok(Event::Delivered { id: ref d, .. }) if *d == id))),
             "broadcast {i} did not reach the healthy neighbour"
         );
         // Not a timing assertion: a generous bound that only a loop

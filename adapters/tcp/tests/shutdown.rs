@@ -96,7 +96,7 @@ async fn wait_for(
     within(what, async {
         loop {
             match events.next().await {
-                Some(e) if pred(&e) => return,
+                Some(Ok(e)) if pred(&e) => return,
                 Some(_) => {}
                 None => panic!("the events ended before {what}"),
             }

@@ -274,6 +274,7 @@ use crate::broadcast;
 use crate::clock::VClock;
 use crate::hashtree;
 use crate::time::Duration;
+use alloc::vec::Vec;
 use bytes::Bytes;
 use core::cmp::Ordering;
 use core::fmt;
@@ -354,7 +355,7 @@ impl<I: Ord + Clone> Ord for Id<I> {
 /// [`Event::Metadata`](crate::Event::Metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum Event<I: Ord> {
     /// An object must be made durable: write it (replacing what is stored
     /// under its key, or removing the key if `object` is `None`), in the
     /// order the records are emitted, then call
@@ -364,17 +365,40 @@ pub enum Event {
     /// A put or delete is durable: the driver confirmed its record.
     PutDurable(PutId),
     /// A key under a subscribed prefix changed
-    /// ([`Node::subscribe`](crate::Node::subscribe)).
-    Changed {
-        /// The subscription it matches.
-        subscription: SubscriptionId,
-        /// The key's full prefix.
-        prefix: FullPrefix,
-        /// The key; read it with [`Node::get`](crate::Node::get).
-        key: Bytes,
-        /// How the change arrived.
-        source: ChangeSource,
-    },
+    /// ([`Node::subscribe`](crate::Node::subscribe)); the change carries the
+    /// new value, so a subscriber need not read it back.
+    Changed(Change<I>),
+}
+
+/// A key under a subscribed prefix changed: its new siblings, its resolved
+/// value, and how the change arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Change<I: Ord> {
+    /// The subscription it matches.
+    pub subscription: SubscriptionId,
+    /// The key's full prefix.
+    pub prefix: FullPrefix,
+    /// The key.
+    pub key: Bytes,
+    /// Every sibling after the change, tombstones included, with the
+    /// context to write back with (what [`Node::get`](crate::Node::get)
+    /// returns now).
+    pub read: Read<Actor<I>>,
+    /// One value: the merge of the live siblings when the prefix is
+    /// CRDT-valued, the last writer's otherwise; `None` when the key is now
+    /// deleted (what [`Node::get_resolved`](crate::Node::get_resolved)
+    /// returns now).
+    pub resolved: Option<Bytes>,
+    /// How the change arrived.
+    pub source: ChangeSource,
+}
+
+impl<I: Ord> Change<I> {
+    /// Whether the change deleted the key.
+    pub fn is_delete(&self) -> bool {
+        self.resolved.is_none()
+    }
 }
 
 /// A record to persist; see "Durability" in the [module docs](self).
@@ -623,6 +647,65 @@ pub struct Config {
     ///
     /// Default: `1 << 16`. A key and a small context each: a few MiB at most.
     pub max_collected: usize,
+    /// Prefixes whose values are a built-in CRDT: registered when the node
+    /// is built, exactly as [`Node::register_crdt`](crate::Node::register_crdt)
+    /// would, so they merge without siblings from the first object on.
+    /// Every node of the cluster must name the same ones. In a config file:
+    /// `crdts = [{ prefix = { prefix = "app", subprefix = "hits" }, kind = "pn_counter" }]`.
+    ///
+    /// Default: none. Which prefixes are CRDTs is the application's choice.
+    pub crdts: Vec<CrdtPrefix>,
+}
+
+/// A prefix of [`Config::crdts`] and the CRDT its values are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrdtPrefix {
+    /// The prefix.
+    pub prefix: FullPrefix,
+    /// The CRDT its values are.
+    pub kind: CrdtKind,
+}
+
+/// A built-in CRDT a prefix can hold ([`Config::crdts`]). Values are the
+/// [`typed`](crate::node::typed) (postcard) encoding of the named type, with `A` the node
+/// identity (the actor) and byte-string elements: `String`, `Vec<u8>` and
+/// `Bytes` encode alike, so any of them may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CrdtKind {
+    /// [`GCounter<A>`](crate::crdt::GCounter).
+    GCounter,
+    /// [`PNCounter<A>`](crate::crdt::PNCounter).
+    PnCounter,
+    /// [`LwwRegister<Bytes>`](crate::crdt::LwwRegister).
+    LwwRegister,
+    /// [`MvRegister<A, Bytes>`](crate::crdt::MvRegister).
+    MvRegister,
+    /// [`OrSwot<A, Bytes>`](crate::crdt::OrSwot).
+    OrSwot,
+    /// [`OrMap<A, Bytes, MvRegister<A, Bytes>>`](crate::crdt::OrMap).
+    OrMap,
+}
+
+impl CrdtKind {
+    /// The merge of this kind's values with actor type `A` (the node
+    /// identity), for [`Node::register_crdt`](crate::Node::register_crdt).
+    pub fn merger<A>(self) -> Merger
+    where
+        A: Ord + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        use crate::crdt::{GCounter, LwwRegister, MvRegister, OrMap, OrSwot, PNCounter};
+        match self {
+            CrdtKind::GCounter => typed::merger::<GCounter<A>>,
+            CrdtKind::PnCounter => typed::merger::<PNCounter<A>>,
+            CrdtKind::LwwRegister => typed::merger::<LwwRegister<Bytes>>,
+            CrdtKind::MvRegister => typed::merger::<MvRegister<A, Bytes>>,
+            CrdtKind::OrSwot => typed::merger::<OrSwot<A, Bytes>>,
+            CrdtKind::OrMap => typed::merger::<OrMap<A, Bytes, MvRegister<A, Bytes>>>,
+        }
+    }
 }
 
 impl Default for Config {
@@ -643,6 +726,7 @@ impl Default for Config {
             tombstone_retention: None,
             collected_retention: Duration::from_secs(600),
             max_collected: 1 << 16,
+            crdts: Vec::new(),
         }
     }
 }
@@ -682,6 +766,7 @@ impl fmt::Debug for Config {
             tombstone_retention,
             collected_retention,
             max_collected,
+            crdts,
         } = self;
         f.debug_struct("Config")
             .field("plumtree", plumtree)
@@ -699,6 +784,7 @@ impl fmt::Debug for Config {
             .field("tombstone_retention", tombstone_retention)
             .field("collected_retention", collected_retention)
             .field("max_collected", max_collected)
+            .field("crdts", crdts)
             .finish()
     }
 }

@@ -8,8 +8,8 @@ use super::message::Message;
 use super::object::{Object, Read, lww_sibling};
 use super::store::{Store, tree_key};
 use super::{
-    Actor, ChangeSource, Config, Context, Event, FullPrefix, Id, MAX_PREFIX_LEN, Merger, Persist, PersistId, PutError,
-    PutId, RestoreError, Stats, SubscriptionId,
+    Actor, Change, ChangeSource, Config, Context, Event, FullPrefix, Id, MAX_PREFIX_LEN, Merger, Persist, PersistId,
+    PutError, PutId, RestoreError, Stats, SubscriptionId,
 };
 use crate::broadcast::Plumtree;
 use crate::clock::VClock;
@@ -66,7 +66,7 @@ pub(crate) struct Core<I: Ord> {
     to_resolve: BTreeSet<Key>,
     /// Keys whose writes are clean and to be broadcast.
     ready: BTreeSet<Key>,
-    pub(super) events: VecDeque<Event>,
+    pub(super) events: VecDeque<Event<I>>,
     pub(super) stats: Stats,
 }
 
@@ -141,21 +141,28 @@ impl<I: Identity> Core<I> {
     ) -> u64 {
         let entry = self.store.set(now, prefix, key, object);
         let encoded = entry.encoded.clone();
-        let resolve = self.mergers.contains_key(prefix)
+        let owns_siblings = self.mergers.contains_key(prefix)
             && entry.object.siblings() > 1
             && entry.object.resolver().is_some_and(|a| a.node == self.me);
-        if resolve {
+        if owns_siblings {
             self.to_resolve.insert((prefix.clone(), key.clone()));
         }
+        let change = self.by_prefix.contains_key(prefix).then(|| {
+            let read = entry.object.read();
+            let resolved = resolve(self.mergers.get(prefix), &entry.object, &read);
+            (read, resolved)
+        });
         let id = self.record(prefix, key, Some(encoded), put);
-        if let Some(subs) = self.by_prefix.get(prefix) {
+        if let (Some(subs), Some((read, resolved))) = (self.by_prefix.get(prefix), change) {
             for &subscription in subs {
-                self.events.push_back(Event::Changed {
+                self.events.push_back(Event::Changed(Change {
                     subscription,
                     prefix: prefix.clone(),
                     key: key.clone(),
+                    read: read.clone(),
+                    resolved: resolved.clone(),
                     source,
-                });
+                }));
             }
         }
         id
@@ -210,6 +217,9 @@ impl<I: Identity> Replica<I> {
     /// The replica of node `me` in its life `incarnation`.
     pub(crate) fn new(me: I, incarnation: u32, config: Config, seed: u64, max_frame: usize) -> Self {
         let collected = Collected::new(config.max_collected, config.collected_retention);
+        let mergers = (config.crdts.iter())
+            .map(|c| (c.prefix.clone(), c.kind.merger::<I>()))
+            .collect();
         Replica {
             plumtree: Plumtree::new(me.clone(), config.plumtree.clone(), seed),
             ae: AntiEntropy::new(),
@@ -230,7 +240,7 @@ impl<I: Identity> Replica<I> {
                 subscriptions: BTreeMap::new(),
                 by_prefix: BTreeMap::new(),
                 next_subscription: 0,
-                mergers: BTreeMap::new(),
+                mergers,
                 to_resolve: BTreeSet::new(),
                 ready: BTreeSet::new(),
                 events: VecDeque::new(),
@@ -267,16 +277,7 @@ impl<I: Identity> Replica<I> {
     /// winner; `None` if absent or deleted.
     pub(crate) fn get_resolved(&self, prefix: &FullPrefix, key: &[u8]) -> Option<Bytes> {
         let entry = self.core.store.get(prefix, key)?;
-        if let Some(merger) = self.core.mergers.get(prefix) {
-            let read = entry.object.read();
-            let live: Vec<Bytes> = read.live().cloned().collect();
-            if live.len() > 1 {
-                if let Some(merged) = merger(&live) {
-                    return Some(merged);
-                }
-            }
-        }
-        lww_sibling(&entry.object).and_then(|s| s.value.clone())
+        resolve(self.core.mergers.get(prefix), &entry.object, &entry.object.read())
     }
 
     /// The keys of `prefix` that are not deleted, in key order.
@@ -646,7 +647,7 @@ impl<I: Identity> Replica<I> {
         &self.plumtree
     }
 
-    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event<I>> {
         self.core.events.pop_front()
     }
 
@@ -658,4 +659,19 @@ impl<I: Identity> Replica<I> {
     pub(crate) fn send(&mut self, to: I, message: Message<Actor<I>>) {
         self.transmits.push_back((to, message));
     }
+}
+
+/// One value for a stored object whose read is `read`: the merge of the live
+/// siblings under `merger` (a CRDT prefix), else the last writer's; `None`
+/// when deleted.
+fn resolve<I: Ord + Clone>(merger: Option<&Merger>, object: &Object<Actor<I>>, read: &Read<Actor<I>>) -> Option<Bytes> {
+    if let Some(merger) = merger {
+        let live: Vec<Bytes> = read.live().cloned().collect();
+        if live.len() > 1 {
+            if let Some(merged) = merger(&live) {
+                return Some(merged);
+            }
+        }
+    }
+    lww_sibling(object).and_then(|s| s.value.clone())
 }

@@ -172,22 +172,34 @@ fn subscriptions_report_changes_with_their_source() {
     })
     .unwrap();
     net.run(Duration::from_secs(1));
-    let changes: Vec<(Bytes, ChangeSource)> = net.events[1]
+    let changes: Vec<(Bytes, Option<Bytes>, usize, ChangeSource)> = net.events[1]
         .iter()
         .filter_map(|e| match e {
-            Event::Metadata(super::Event::Changed {
-                subscription,
-                key,
-                source,
-                ..
-            }) if *subscription == sub => Some((key.clone(), *source)),
+            Event::Metadata(super::Event::Changed(c)) if c.subscription == sub => {
+                Some((c.key.clone(), c.resolved.clone(), c.read.siblings(), c.source))
+            }
             _ => None,
         })
         .collect();
     assert_eq!(
         changes,
-        [(b("a"), ChangeSource::Broadcast), (b("b"), ChangeSource::Local)]
+        [
+            (b("a"), Some(b("1")), 1, ChangeSource::Broadcast),
+            (b("b"), Some(b("2")), 1, ChangeSource::Local)
+        ]
     );
+    // A delete is a change too: the tombstone, and no resolved value.
+    net.events[1].clear();
+    net.with(0, |n, now| n.delete(now, &p(), b"a", None)).unwrap();
+    net.run(Duration::from_secs(1));
+    let deleted: Vec<_> = net.events[1]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Metadata(super::Event::Changed(c)) => Some((c.key.clone(), c.is_delete(), c.read.siblings())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [(b("a"), true, 1)]);
     assert!(net.with(1, |n, _| n.unsubscribe(sub)));
     assert!(!net.with(1, |n, _| n.unsubscribe(sub)));
     net.events[1].clear();
@@ -196,8 +208,57 @@ fn subscriptions_report_changes_with_their_source() {
     assert!(
         !net.events[1]
             .iter()
-            .any(|e| matches!(e, Event::Metadata(super::Event::Changed { .. })))
+            .any(|e| matches!(e, Event::Metadata(super::Event::Changed(_))))
     );
+}
+
+/// A prefix named CRDT in the configuration merges from the first object
+/// on, with no `register_crdt` call: concurrent increments of a PN-counter
+/// on two nodes resolve to their sum everywhere, the siblings collapse to
+/// one, and a subscriber's change carries the merged value.
+#[test]
+fn a_crdt_prefix_from_the_configuration_merges_concurrent_writes() {
+    use crate::crdt::PNCounter;
+    use crate::node::typed;
+    let hits = FullPrefix::new("app", "hits");
+    let mut config = Config::mesh(3);
+    config.metadata.crdts = vec![super::CrdtPrefix {
+        prefix: hits.clone(),
+        kind: super::CrdtKind::PnCounter,
+    }];
+    let mut net = Net::new(vec![config; 3]);
+    for i in 1..3 {
+        net.with(i, |node, now| node.join(now, [0]));
+    }
+    net.run(Duration::from_secs(5));
+    let sub = net.with(2, |n, _| n.subscribe(hits.clone()));
+    // Nodes 0 and 1 each add to the counter without seeing the other (no
+    // write leaves before its record is confirmed).
+    net.auto_persist = false;
+    for (i, by) in [(0u32, 3u64), (1, 4)] {
+        let mut c = PNCounter::new();
+        c.increment_by(i, by);
+        let value = typed::encode(&c).unwrap();
+        net.with(i as usize, |n, now| n.put(now, &hits, b"page", value, None))
+            .unwrap();
+    }
+    net.auto_persist = true;
+    net.run(Duration::from_secs(30));
+    for i in 0..3 {
+        let resolved = net.node(i).get_resolved(&hits, b"page").expect("the key is there");
+        let counter: PNCounter<u32> = typed::decode(&resolved).unwrap();
+        assert_eq!(counter.value(), 7, "node {i} resolves to the sum");
+        assert_eq!(net.node(i).get(&hits, b"page").unwrap().siblings(), 1, "node {i}");
+    }
+    let last = net.events[2]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Metadata(super::Event::Changed(c)) if c.subscription == sub => c.resolved.clone(),
+            _ => None,
+        })
+        .last()
+        .expect("the subscriber saw the changes");
+    assert_eq!(typed::decode::<PNCounter<u32>>(&last).unwrap().value(), 7);
 }
 
 fn frame(kind: Kind, body: &impl serde::Serialize) -> Vec<u8> {

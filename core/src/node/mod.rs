@@ -212,7 +212,7 @@ pub use crate::membership::LinkEvent;
 /// What the node tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event<I> {
+pub enum Event<I: Ord> {
     /// A peer entered the set of overlay neighbours (the HyParView active
     /// view, or a reachable member in mesh mode).
     NeighborUp(I),
@@ -230,7 +230,7 @@ pub enum Event<I> {
     },
     /// The metadata store has something for the application: a record to
     /// make durable, a durable put, or a change under a subscribed prefix.
-    Metadata(metadata::Event),
+    Metadata(metadata::Event<I>),
 }
 
 /// A decoded frame, routed to the machine that handles it.
@@ -638,7 +638,8 @@ impl<I: Identity> Node<I> {
         r
     }
 
-    /// Emits [`metadata::Event::Changed`] for every change under `prefix` from now on.
+    /// Emits [`metadata::Event::Changed`], with the new value, for every
+    /// change under `prefix` from now on.
     pub fn subscribe(&mut self, prefix: FullPrefix) -> SubscriptionId {
         self.metadata.subscribe(prefix)
     }

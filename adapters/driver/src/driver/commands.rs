@@ -7,10 +7,11 @@ use crate::handle::Error;
 use crate::link::{CloseMode, ConnId};
 use crate::oneshot;
 use crate::stats::DriverStats;
+use crate::streams::{Change, Events};
 use bytes::Bytes;
 use epidemic_core::Instant;
 use epidemic_core::broadcast::BroadcastError;
-use epidemic_core::metadata::{self, FullPrefix, SubscriptionId};
+use epidemic_core::metadata::{self, FullPrefix};
 use epidemic_core::node::{BroadcastId, Node};
 use std::net::SocketAddr;
 
@@ -45,11 +46,7 @@ pub(crate) enum Command {
     },
     Subscribe {
         prefix: FullPrefix,
-        reply: oneshot::Sender<SubscriptionId>,
-    },
-    Unsubscribe {
-        id: SubscriptionId,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Events<Change>>,
     },
     Inspect(InspectFn),
     Mutate(MutateFn),
@@ -123,10 +120,13 @@ impl Core {
                 }
             }
             Command::Subscribe { prefix, reply } => {
-                let _ = reply.send(self.node.subscribe(prefix));
-            }
-            Command::Unsubscribe { id, reply } => {
-                let _ = reply.send(self.node.unsubscribe(id));
+                let id = self.node.subscribe(prefix);
+                let events = self.ctx.shared.subscribers.lock().prefix(id);
+                if let Err(events) = reply.send(events) {
+                    // The caller gave up waiting: end it at once.
+                    drop(events);
+                    self.node.unsubscribe(id);
+                }
             }
             Command::Shutdown { reply } => self.begin_stop(Some(reply)),
         }
