@@ -357,7 +357,7 @@ impl Handle {
     /// one kind ([`Handle::deliveries`], [`Handle::membership`],
     /// [`Handle::subscribe`]) are usually what an application wants.
     ///
-    /// Lag is reported in the stream ([`Lagged`]); see [`streams`](crate::streams).
+    /// Lag is reported in the stream ([`Lagged`](crate::Lagged)); see [`streams`](crate::streams).
     pub fn events(&self) -> Events {
         self.shared.subscribers.lock().events()
     }
@@ -642,7 +642,7 @@ impl Handle {
 
     /// Subscribes to changes under `prefix`: a stream of every change from
     /// now on, each with the key, its new siblings, its resolved value (the
-    /// CRDT merge for a CRDT prefix; [`ChangeExt::typed`] decodes a typed
+    /// CRDT merge for a CRDT prefix; [`ChangeExt::typed`](crate::ChangeExt::typed) decodes a typed
     /// one) and how it arrived. Dropping the stream ends the subscription.
     ///
     /// ```no_run

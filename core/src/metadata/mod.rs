@@ -668,7 +668,7 @@ pub struct CrdtPrefix {
 }
 
 /// A built-in CRDT a prefix can hold ([`Config::crdts`]). Values are the
-/// [`typed`](crate::node::typed) (postcard) encoding of the named type, with `A` the node
+/// [`typed`] (postcard) encoding of the named type, with `A` the node
 /// identity (the actor) and byte-string elements: `String`, `Vec<u8>` and
 /// `Bytes` encode alike, so any of them may be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
