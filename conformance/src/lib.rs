@@ -54,6 +54,13 @@
 //!   context, so their writes are siblings whatever the timing; a read
 //!   with repair at a third node returns one of them and writes it back,
 //!   and every node ends up with that one value;
+//! - **user handler**: an application's own broadcast handler, a
+//!   last-writer-wins register map ([`lww`]), registered on a channel of
+//!   every node: writes from several nodes, two of them to one key at
+//!   once, converge on every node; a node crashes, writes go on without it,
+//!   and it restarts with its store (as an application's store would
+//!   survive) and gets what it missed through the handler's exchange
+//!   (the channel announces nothing to neighbours that come up);
 //! - **bad input** from a raw connection: garbage bytes, a length prefix of
 //!   4 GiB, a wrong protocol version, a record cut off half-way, a frame cut
 //!   off half-way. Each closes that connection; the node keeps its
@@ -82,12 +89,14 @@
 
 use bytes::Bytes;
 use epidemic_core::metadata::{Context, FullPrefix};
+use epidemic_core::node::{ChannelConfig, ChannelHandler, ChannelId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 pub mod credentials;
 pub mod durability;
+pub mod lww;
 pub mod mem;
 pub mod net;
 pub mod quic;
@@ -196,6 +205,23 @@ pub trait Cluster {
     /// Panics if the stored value is not a `T`.
     fn get_typed<T: DeserializeOwned>(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> Option<T>;
 
+    /// Registers `handler` on `channel` at node `ix`
+    /// ([`Node::register_channel`](epidemic_core::Node::register_channel));
+    /// true if the node took it.
+    fn register_channel(
+        &mut self,
+        ix: usize,
+        channel: ChannelId,
+        handler: Box<dyn ChannelHandler<Self::Identity>>,
+        config: ChannelConfig,
+    ) -> bool;
+
+    /// Spreads message `id` with `payload` on `channel` from node `ix`
+    /// ([`Node::broadcast_on`](epidemic_core::Node::broadcast_on)), after
+    /// the caller applied it to that node's handler store; true if the node
+    /// took it.
+    fn broadcast_on(&mut self, ix: usize, channel: ChannelId, id: Bytes, payload: Bytes) -> bool;
+
     /// Lets time pass until `cond` holds or `limit` has passed (virtual time
     /// on the bus, wall time on real networks); returns whether it held.
     fn wait_until(&mut self, limit: Duration, cond: impl FnMut(&mut Self) -> bool) -> bool;
@@ -286,6 +312,11 @@ macro_rules! suite {
         #[test]
         fn read_repair_collapses_concurrent_siblings_everywhere() {
             $crate::scenarios::read_repair(&mut $make);
+        }
+
+        #[test]
+        fn a_user_handler_converges_and_catches_up_by_its_exchange() {
+            $crate::scenarios::user_handler(&mut $make);
         }
 
         #[test]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use epidemic_core::Duration as CoreDuration;
 use epidemic_core::metadata::{Context, FullPrefix};
 use epidemic_core::node::typed;
-use epidemic_core::node::{BroadcastId, Config, LinkEvent};
+use epidemic_core::node::{BroadcastId, ChannelConfig, ChannelHandler, ChannelId, Config, LinkEvent};
 use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, Hello, encode_record};
 use epidemic_mem::{Bus, BusConfig, Id};
 use serde::Serialize;
@@ -202,6 +202,26 @@ impl Cluster for MemCluster {
         let mut live: Vec<Bytes> = read.live().cloned().collect();
         live.sort();
         Some(live)
+    }
+
+    fn register_channel(
+        &mut self,
+        ix: usize,
+        channel: ChannelId,
+        handler: Box<dyn ChannelHandler<Id>>,
+        config: ChannelConfig,
+    ) -> bool {
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                n.register_channel(now, channel, handler, config).is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    fn broadcast_on(&mut self, ix: usize, channel: ChannelId, id: Bytes, payload: Bytes) -> bool {
+        self.bus
+            .with_node(ix as Id, |n, now| n.broadcast_on(now, channel, id, payload).is_ok())
+            .unwrap_or(false)
     }
 
     fn wait_until(&mut self, limit: Duration, mut cond: impl FnMut(&mut Self) -> bool) -> bool {

@@ -4,7 +4,7 @@
 use crate::{Cluster, Recv};
 use bytes::Bytes;
 use epidemic_core::metadata::{Context, FullPrefix};
-use epidemic_core::node::BroadcastId;
+use epidemic_core::node::{BroadcastId, ChannelConfig, ChannelHandler, ChannelId};
 use epidemic_driver::{Delivery, Events, Handle};
 use futures_lite::future::block_on;
 use serde::Serialize;
@@ -310,6 +310,20 @@ impl<L: Launcher> Cluster for NetCluster<L> {
         let mut live: Vec<Bytes> = read.live().cloned().collect();
         live.sort();
         Some(live)
+    }
+
+    fn register_channel(
+        &mut self,
+        ix: usize,
+        channel: ChannelId,
+        handler: Box<dyn ChannelHandler<SocketAddr>>,
+        config: ChannelConfig,
+    ) -> bool {
+        block_on(self.slots[ix].handle.register_channel(channel, handler, config)).is_ok()
+    }
+
+    fn broadcast_on(&mut self, ix: usize, channel: ChannelId, id: Bytes, payload: Bytes) -> bool {
+        block_on(self.slots[ix].handle.broadcast_on(channel, id, payload)).is_ok()
     }
 
     fn wait_until(&mut self, limit: Duration, mut cond: impl FnMut(&mut Self) -> bool) -> bool {

@@ -1,7 +1,7 @@
 //! The scenarios, each generic over [`Cluster`]. Every wait is bounded;
 //! nothing here measures time.
 
-use crate::{Cluster, Recv, payload};
+use crate::{Cluster, Recv, lww, payload};
 use bytes::Bytes;
 use epidemic_core::Identity;
 use epidemic_core::membership::hyparview;
@@ -341,6 +341,108 @@ pub fn read_repair<C: Cluster>(c: &mut C) {
     // A key with one value reads back as it is.
     assert_eq!(c.get_repaired(a, &prefix, "k").as_deref(), Some(resolved.as_bytes()));
     assert_eq!(c.get_repaired(a, &prefix, "absent"), None);
+    c.stop();
+}
+
+/// Whether every map of `nodes` holds the same values as the first, and
+/// each holds `keys`.
+fn lww_agree(maps: &[lww::Shared], nodes: &[usize], keys: &[String]) -> bool {
+    let first = maps[nodes[0]].lock().unwrap().values();
+    keys.iter().all(|k| first.iter().any(|(key, _)| key == k.as_bytes()))
+        && nodes.iter().all(|&n| maps[n].lock().unwrap().values() == first)
+}
+
+/// Writes `value` under `key` in node `ix`'s map (as node `ix`) and spreads
+/// it on the map's channel.
+fn lww_write<C: Cluster>(c: &mut C, maps: &[lww::Shared], ix: usize, key: &str, value: &str) {
+    let (id, payload) = maps[ix].lock().unwrap().write(ix as u64, key, value);
+    assert!(
+        c.broadcast_on(ix, lww::CHANNEL, id, payload),
+        "node {ix} refused a small write"
+    );
+}
+
+/// An application's own broadcast handler, a last-writer-wins register map
+/// ([`lww`]), on a channel of every node: writes from several nodes (two of
+/// them to one key at once) converge on every node; a node that was down
+/// while writes went on restarts with its store and gets them through the
+/// handler's exchange, the only way left (the channel announces nothing to
+/// neighbours that come up).
+pub fn user_handler<C: Cluster>(c: &mut C) {
+    let n = c.scale();
+    let nodes = form(c, n);
+    let maps: Vec<lww::Shared> = (0..n).map(|_| lww::Shared::default()).collect();
+    for &ix in &nodes {
+        let handler = Box::new(lww::LwwHandler::new(maps[ix].clone()));
+        assert!(c.register_channel(ix, lww::CHANNEL, handler, lww::config()));
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for k in 0..4 {
+        let key = format!("key-{k}");
+        lww_write(c, &maps, nodes[k * n / 4], &key, &format!("v{k}"));
+        keys.push(key);
+    }
+    // Two writes to one key, neither having seen the other: the higher
+    // (version, writer) wins everywhere.
+    lww_write(c, &maps, nodes[1], "shared", "from-1");
+    lww_write(c, &maps, nodes[n - 1], "shared", "from-last");
+    keys.push("shared".into());
+    assert!(
+        c.wait_until(LIMIT, |_| lww_agree(&maps, &nodes, &keys)),
+        "the maps did not converge"
+    );
+    let shared = maps[nodes[0]].lock().unwrap().get("shared").cloned().unwrap();
+    assert!(shared.value == "from-1" || shared.value == "from-last", "{shared:?}");
+    for k in 0..4 {
+        let e = maps[nodes[(k * n / 4 + 1) % n]].lock().unwrap().get(&keys[k]).cloned();
+        assert_eq!(e.map(|e| e.value), Some(Bytes::from(format!("v{k}"))));
+    }
+
+    // A node crashes; once no one holds it as a neighbour, writes go on.
+    let victim = nodes[n / 2];
+    c.crash(victim);
+    let live: Vec<usize> = nodes.iter().copied().filter(|&i| i != victim).collect();
+    assert!(
+        c.wait_until(LIMIT, |c| live.iter().all(|&i| !c.neighbors(i).contains(&victim))),
+        "the crashed node is still a neighbour"
+    );
+    let mut during = Vec::new();
+    for k in 0..3 {
+        let key = format!("during-{k}");
+        lww_write(c, &maps, live[k * 3 % live.len()], &key, "new");
+        during.push(key);
+    }
+    // An overwrite of a key the victim holds.
+    lww_write(c, &maps, live[1], "key-0", "overwritten");
+    during.push("key-0".into());
+    keys.extend(during.iter().take(3).cloned());
+    assert!(
+        c.wait_until(LIMIT, |_| lww_agree(&maps, &live, &keys)),
+        "the live maps did not converge"
+    );
+    // It restarts with its store, and registers the channel again.
+    c.restart(victim, live[0]);
+    let handler = Box::new(lww::LwwHandler::new(maps[victim].clone()));
+    assert!(c.register_channel(victim, lww::CHANNEL, handler, lww::config()));
+    assert!(
+        c.wait_until(LIMIT, |_| lww_agree(&maps, &nodes, &keys)),
+        "the restarted node did not catch up"
+    );
+    let map = maps[victim].lock().unwrap();
+    assert_eq!(
+        map.get("key-0").map(|e| e.value.clone()),
+        Some(Bytes::from_static(b"overwritten"))
+    );
+    for key in &during {
+        let source = map.get(key).map(|e| e.source);
+        assert_eq!(
+            source,
+            Some(lww::Source::Exchange),
+            "{key} reached the restarted node by {source:?}"
+        );
+    }
+    drop(map);
+    assert_eq!(c.duplicates(), 0);
     c.stop();
 }
 

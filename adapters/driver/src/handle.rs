@@ -17,7 +17,7 @@ use epidemic_core::metadata::Merger;
 use epidemic_core::metadata::{self, Actor};
 use epidemic_core::metadata::{FullPrefix, Persist, PutError, Read};
 use epidemic_core::node::typed::{self, Typed, TypedError, TypedRead};
-use epidemic_core::node::{BroadcastId, Node};
+use epidemic_core::node::{BroadcastId, ChannelConfig, ChannelError, ChannelHandler, ChannelId, Node};
 use futures_lite::future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,6 +55,10 @@ pub enum Error {
     /// (`max_members`); nothing was done.
     #[error("the mesh member set is full")]
     MembersFull,
+    /// The node refused a channel call (an unknown or duplicate channel,
+    /// too many channels, a message too large); nothing was done.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
 }
 
 /// Data a [`Handle`] takes as a key or a value: owned or borrowed bytes or
@@ -331,6 +335,57 @@ impl Handle {
             Ok(was)
         })
         .await?
+    }
+
+    /// Registers the application's broadcast `handler` on `channel`
+    /// ([`Node::register_channel`]): a Plumtree engine of its own whose
+    /// store is the handler's, with the anti-entropy exchange every
+    /// `config.exchange_interval`. Register it on every node that takes
+    /// part. The handler runs on the driver's loop; share its store with the
+    /// application (behind a mutex, say) to read it.
+    pub async fn register_channel(
+        &self,
+        channel: ChannelId,
+        handler: impl ChannelHandler<SocketAddr> + 'static,
+        config: ChannelConfig,
+    ) -> Result<(), Error> {
+        let handler: Box<dyn ChannelHandler<SocketAddr>> = Box::new(handler);
+        Ok(self
+            .mutate(move |node, now| node.register_channel(now, channel, handler, config))
+            .await??)
+    }
+
+    /// Removes `channel` ([`Node::unregister_channel`]); its handler is
+    /// dropped on the driver's loop.
+    pub async fn unregister_channel(&self, channel: ChannelId) -> Result<(), Error> {
+        Ok(self
+            .mutate(move |node, _| node.unregister_channel(channel).map(drop))
+            .await??)
+    }
+
+    /// Spreads message `id` with `payload` on `channel`
+    /// ([`Node::broadcast_on`]): the application has applied the write to
+    /// its handler's store already. Resolves once the node has taken it.
+    pub async fn broadcast_on(
+        &self,
+        channel: ChannelId,
+        id: impl IntoBytes,
+        payload: impl IntoBytes,
+    ) -> Result<(), Error> {
+        let (id, payload) = (id.into_bytes(), payload.into_bytes());
+        Ok(self
+            .mutate(move |node, now| node.broadcast_on(now, channel, id, payload))
+            .await??)
+    }
+
+    /// Sends `message` to `to` for its handler on `channel`
+    /// ([`Node::send_direct`]); a reply from its
+    /// [`ChannelHandler::handle_direct`] comes back to this node's handler.
+    pub async fn send_direct(&self, channel: ChannelId, to: SocketAddr, message: impl IntoBytes) -> Result<(), Error> {
+        let message = message.into_bytes();
+        Ok(self
+            .mutate(move |node, now| node.send_direct(now, channel, to, message))
+            .await??)
     }
 
     /// The overlay neighbours ([`Node::active_view`]).

@@ -60,8 +60,10 @@ use std::time::Duration as StdDuration;
 // driver and the core is here, and the two crates whole below.
 /// The core's state machines and types, whole.
 pub use epidemic_core;
+pub use epidemic_core::broadcast::Graft;
 pub use epidemic_core::metadata::{self, FullPrefix};
 pub use epidemic_core::node::ConfigError;
+pub use epidemic_core::node::{ChannelConfig, ChannelError, ChannelHandler, ChannelId};
 pub use epidemic_core::{
     BroadcastError, BroadcastId, ChangeSource, Config as NodeConfig, Context, Duration, Event, PutError, PutId, Read,
     Typed, TypedError, TypedRead, Value,

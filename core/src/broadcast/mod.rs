@@ -241,7 +241,6 @@ impl<T> MessageId for T where T: Clone + Eq + Ord + Hash + Debug + Serialize + D
 
 /// The answer to a GRAFT, from the application's store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[doc(hidden)]
 pub enum Graft {
     /// We have the message: here is its payload, to be sent to the grafter.
     Payload(Bytes),

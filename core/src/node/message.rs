@@ -1,6 +1,7 @@
 //! The node's message: one variant per protocol, each framed under its own
 //! [`Kind`] by [`wire`](crate::wire).
 
+use super::channel::ChannelMessage;
 use crate::Identity;
 use crate::broadcast;
 use crate::broadcast::BroadcastId;
@@ -24,6 +25,8 @@ pub enum Message<I: Identity> {
     Metadata(broadcast::Message<I, metadata::Id<metadata::Actor<I>>>),
     /// Metadata anti-entropy and tombstone collection.
     AntiEntropy(metadata::Message<metadata::Actor<I>>),
+    /// An application channel's broadcast or direct message.
+    Channel(ChannelMessage<I>),
 }
 
 impl<I: Identity> Message<I> {
@@ -35,6 +38,7 @@ impl<I: Identity> Message<I> {
             Message::Plumtree(_) => Kind::Plumtree,
             Message::Metadata(_) => Kind::Metadata,
             Message::AntiEntropy(_) => Kind::AntiEntropy,
+            Message::Channel(_) => Kind::Channel,
         }
     }
 
@@ -46,6 +50,7 @@ impl<I: Identity> Message<I> {
             Message::Plumtree(m) => encode_into(Kind::Plumtree, m, max, out),
             Message::Metadata(m) => encode_into(Kind::Metadata, m, max, out),
             Message::AntiEntropy(m) => encode_into(Kind::AntiEntropy, m, max, out),
+            Message::Channel(m) => encode_into(Kind::Channel, m, max, out),
         }
     }
 
@@ -58,6 +63,7 @@ impl<I: Identity> Message<I> {
             Kind::Plumtree => Message::Plumtree(decode_body(body)?),
             Kind::Metadata => Message::Metadata(decode_body(body)?),
             Kind::AntiEntropy => Message::AntiEntropy(decode_body(body)?),
+            Kind::Channel => Message::Channel(decode_body(body)?),
         })
     }
 }

@@ -17,7 +17,9 @@
 //!   [`Node::remove_member`]); the metadata writes [`Node::put`] and
 //!   [`Node::delete`], the durability hook [`Node::persisted`] and
 //!   [`Node::restore`], and [`Node::subscribe`], [`Node::unsubscribe`] and
-//!   [`Node::register_crdt`].
+//!   [`Node::register_crdt`]; the application channels
+//!   [`Node::register_channel`], [`Node::unregister_channel`],
+//!   [`Node::broadcast_on`] and [`Node::send_direct`] ([`channel`]).
 //! - **D. Outputs**: [`Node::poll_transmit`], [`Node::poll_event`],
 //!   [`Node::poll_timeout`].
 //!
@@ -170,16 +172,20 @@
 //! assert_eq!(restarted.metadata_hash(), nodes[1].metadata_hash());
 //! ```
 
+pub mod channel;
 mod config;
 mod message;
 mod stats;
 mod store;
 pub mod typed;
 
+#[doc(hidden)]
+pub use channel::{ChannelBody, ChannelMessage};
+pub use channel::{ChannelConfig, ChannelError, ChannelHandler, ChannelId, MAX_CHANNELS};
 pub use config::{Config, ConfigError, MembershipConfig};
 #[doc(hidden)]
 pub use message::Message;
-pub use stats::{KindStats, PerKind, Stats};
+pub use stats::{ChannelStats, KindStats, PerKind, Stats};
 
 use crate::broadcast::{self, BroadcastError, Plumtree};
 use crate::hashtree::Digest;
@@ -188,12 +194,14 @@ use crate::metadata::{
     self, Actor, Context, FullPrefix, Merger, Peers, PersistId, PutError, PutId, Read, Replica, RestoreError,
     SubscriptionId,
 };
+use crate::rng::{self, Rng};
 use crate::wire::{self, WireError};
-use crate::{Identity, Instant};
+use crate::{Duration, Identity, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::Bytes;
+use channel::{Adapter, CHANNEL_OVERHEAD};
 use store::Store;
 
 pub use crate::broadcast::BroadcastId;
@@ -231,6 +239,17 @@ pub enum Event<I: Ord> {
     /// The metadata store has something for the application: a record to
     /// make durable, a durable put, or a change under a subscribed prefix.
     Metadata(metadata::Event<I>),
+    /// A broadcast on an application channel was new to this node: its
+    /// handler has merged it already ([`ChannelHandler::merge`] said
+    /// `true`). Never emitted at the origin.
+    ChannelDelivered {
+        /// The channel.
+        channel: ChannelId,
+        /// The message's id, as its handler encoded it.
+        id: Bytes,
+        /// Hops it travelled; the origin's first send is hop 1.
+        hops: u32,
+    },
 }
 
 /// A decoded frame, routed to the machine that handles it.
@@ -239,6 +258,7 @@ enum Input<I: Identity> {
     Plumtree(broadcast::Message<I, BroadcastId<I>>),
     Metadata(broadcast::Message<I, metadata::Id<Actor<I>>>),
     AntiEntropy(metadata::Message<Actor<I>>),
+    Channel(ChannelMessage<I>),
 }
 
 impl<I: Identity> From<Message<I>> for Input<I> {
@@ -249,6 +269,7 @@ impl<I: Identity> From<Message<I>> for Input<I> {
             Message::Plumtree(m) => Input::Plumtree(m),
             Message::Metadata(m) => Input::Metadata(m),
             Message::AntiEntropy(m) => Input::AntiEntropy(m),
+            Message::Channel(m) => Input::Channel(m),
         }
     }
 }
@@ -267,6 +288,22 @@ pub struct Node<I: Identity> {
     transmits: VecDeque<Transmit<I>>,
     events: VecDeque<Event<I>>,
     stats: Stats,
+    /// The application channels, in channel order.
+    channels: Vec<Channel<I>>,
+    /// For the channels' engines and exchange picks.
+    seed: u64,
+    rng: Rng,
+}
+
+/// One registered application channel.
+struct Channel<I: Identity> {
+    id: ChannelId,
+    handler: Box<dyn ChannelHandler<I>>,
+    engine: Plumtree<I, Bytes>,
+    exchange_interval: Option<Duration>,
+    next_exchange: Option<Instant>,
+    exchanges: u64,
+    direct_received: u64,
 }
 
 impl<I: Identity> Node<I> {
@@ -317,6 +354,9 @@ impl<I: Identity> Node<I> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            channels: Vec::new(),
+            seed,
+            rng: rng::from_seed(seed ^ 0x6a09_e667_f3bc_c909),
         }
     }
 
@@ -352,6 +392,16 @@ impl<I: Identity> Node<I> {
         s.message_cache = self.cache.len();
         s.metadata = self.metadata.stats();
         s.metadata_plumtree = self.metadata.plumtree().stats();
+        s.channels = self
+            .channels
+            .iter()
+            .map(|c| ChannelStats {
+                channel: c.id.0,
+                plumtree: c.engine.stats(),
+                exchanges: c.exchanges,
+                direct_received: c.direct_received,
+            })
+            .collect();
         s.transmit_queue = self.transmits.len();
         s.event_queue = self.events.len();
         s
@@ -432,6 +482,11 @@ impl<I: Identity> Node<I> {
         self.metadata.config()
     }
 
+    /// The registered application channels, in order.
+    pub fn channels(&self) -> impl Iterator<Item = ChannelId> + '_ {
+        self.channels.iter().map(|c| c.id)
+    }
+
     // ---- B. inputs --------------------------------------------------------
 
     /// A frame from `from`. On error nothing changed; the driver should close
@@ -472,6 +527,7 @@ impl<I: Identity> Node<I> {
                     self.metadata.refused_non_member();
                 }
             }
+            Input::Channel(m) => self.on_channel(now, from, m),
         }
         self.pump(now);
         Ok(())
@@ -482,6 +538,7 @@ impl<I: Identity> Node<I> {
         let now = self.clock(now);
         self.membership.handle_timeout(now);
         self.plumtree.handle_timeout(now, &mut self.cache);
+        self.channel_timeouts(now);
         if self.metadata.is_due(now) {
             let members = self.membership.member_list();
             let neighbors = self.membership.neighbors();
@@ -660,6 +717,123 @@ impl<I: Identity> Node<I> {
         self.pump(now);
     }
 
+    /// Registers the application's `handler` on `channel`, with an engine
+    /// of its own ([`channel`] has the design). The engine learns the
+    /// current neighbours at once; the first exchange runs one
+    /// `exchange_interval` from now. Register the channel on every node
+    /// that takes part; frames for it reach the others and are ignored.
+    pub fn register_channel(
+        &mut self,
+        now: Instant,
+        channel: ChannelId,
+        handler: Box<dyn ChannelHandler<I>>,
+        config: ChannelConfig,
+    ) -> Result<(), ChannelError> {
+        let now = self.clock(now);
+        let Err(at) = self.channels.binary_search_by_key(&channel, |c| c.id) else {
+            return Err(ChannelError::Duplicate(channel));
+        };
+        if self.channels.len() >= MAX_CHANNELS {
+            return Err(ChannelError::TooMany { max: MAX_CHANNELS });
+        }
+        let ChannelConfig {
+            mut plumtree,
+            exchange_interval,
+        } = config;
+        // Announcement batches end where a channel frame ends.
+        let body = self.max_frame.saturating_sub(wire::HEADER_LEN + CHANNEL_OVERHEAD);
+        plumtree.max_batch_bytes = plumtree.max_batch_bytes.min(body);
+        let seed = self.seed ^ 0xbb67_ae85_84ca_a73b ^ (u64::from(channel.0) << 48);
+        let mut engine = Plumtree::new(self.me.clone(), plumtree, seed);
+        for peer in self.membership.neighbors() {
+            engine.neighbor_up(now, peer);
+        }
+        crate::log::decision!(me = ?self.me, ?channel, "channel registered");
+        self.channels.insert(
+            at,
+            Channel {
+                id: channel,
+                handler,
+                engine,
+                exchange_interval,
+                next_exchange: exchange_interval.and_then(|d| now.checked_add(d)),
+                exchanges: 0,
+                direct_received: 0,
+            },
+        );
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Removes `channel` and returns its handler; its engine's state is
+    /// dropped, and frames for it are ignored from now on.
+    pub fn unregister_channel(&mut self, channel: ChannelId) -> Result<Box<dyn ChannelHandler<I>>, ChannelError> {
+        let at = self.channel_index(channel)?;
+        Ok(self.channels.remove(at).handler)
+    }
+
+    /// Spreads message `id` with `payload` on `channel`, with this node as
+    /// root. As in Riak, the application has applied the write to its
+    /// handler's store already; the handler's `merge` is called once more
+    /// and its answer ignored. A payload over the channel's `max_payload`, or
+    /// whose frame would exceed `max_frame`, is refused with
+    /// [`ChannelError::Broadcast`], nothing changed. Ids must be unique per
+    /// message (a version in them, say): peers that have an id already take
+    /// the broadcast for a duplicate.
+    pub fn broadcast_on(
+        &mut self,
+        now: Instant,
+        channel: ChannelId,
+        id: Bytes,
+        payload: Bytes,
+    ) -> Result<(), ChannelError> {
+        let now = self.clock(now);
+        let at = self.channel_index(channel)?;
+        let len = broadcast::gossip_frame_len(&id, &self.me, &payload).saturating_add(CHANNEL_OVERHEAD);
+        if len > self.max_frame {
+            return Err(ChannelError::Broadcast(BroadcastError::FrameTooSmall {
+                len,
+                max: self.max_frame,
+            }));
+        }
+        let c = &mut self.channels[at];
+        c.engine.broadcast(now, id, payload, &mut Adapter(c.handler.as_mut()))?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Sends `message` to `to` on `channel`, for its handler's
+    /// [`ChannelHandler::handle_direct`] (whose reply comes back to this
+    /// node's handler the same way): request and reply beyond the exchange
+    /// hook. Whether `to` is reachable is the transport's business; nothing
+    /// is retried. A message whose frame would exceed `max_frame` is
+    /// refused.
+    pub fn send_direct(&mut self, now: Instant, channel: ChannelId, to: I, message: Bytes) -> Result<(), ChannelError> {
+        let now = self.clock(now);
+        self.channel_index(channel)?;
+        let message: Message<I> = Message::Channel(ChannelMessage {
+            channel: channel.0,
+            body: ChannelBody::Direct(message),
+        });
+        let mut frame = Vec::new();
+        if let Err(e) = message.encode_into(self.max_frame, &mut frame) {
+            let len = match e {
+                wire::EncodeError::TooLarge { len, .. } => len,
+                _ => usize::MAX,
+            };
+            return Err(ChannelError::DirectTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        if to != self.me {
+            self.stats.sent.record(wire::Kind::Channel, frame.len());
+            self.transmits.push_back(Transmit { to, frame });
+        }
+        self.pump(now);
+        Ok(())
+    }
+
     // ---- D. outputs -------------------------------------------------------
 
     /// The next frame to send.
@@ -677,10 +851,17 @@ impl<I: Identity> Node<I> {
     /// The earliest instant at which [`Node::handle_timeout`] has work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let channels = self
+            .channels
+            .iter()
+            .flat_map(|c| [c.engine.poll_timeout(), c.next_exchange])
+            .flatten()
+            .min();
         [
             self.membership.poll_timeout(),
             self.plumtree.poll_timeout(),
             self.metadata.poll_timeout(),
+            channels,
         ]
         .into_iter()
         .flatten()
@@ -692,7 +873,11 @@ impl<I: Identity> Node<I> {
     /// no anti-entropy exchange running. Periodic timers (membership, the
     /// exchange and GC ticks) do not count.
     pub fn is_idle(&self) -> bool {
-        self.transmits.is_empty() && self.events.is_empty() && self.plumtree.is_idle() && self.metadata.is_idle()
+        self.transmits.is_empty()
+            && self.events.is_empty()
+            && self.plumtree.is_idle()
+            && self.metadata.is_idle()
+            && self.channels.iter().all(|c| c.engine.is_idle())
     }
 
     // ---- internals --------------------------------------------------------
@@ -713,6 +898,17 @@ impl<I: Identity> Node<I> {
             Input::Plumtree(m) => Plumtree::<I, BroadcastId<I>>::validate(m, self.plumtree.config()),
             Input::Metadata(m) => metadata::validate_broadcast(m, self.metadata.config()),
             Input::AntiEntropy(m) => metadata::validate(m, self.metadata.config()),
+            // A channel this node has not registered is not the peer's
+            // fault: it is counted and ignored when handled. A direct
+            // message is bounded by the frame it came in.
+            Input::Channel(ChannelMessage {
+                channel,
+                body: ChannelBody::Broadcast(m),
+            }) => match self.channel_index(ChannelId(*channel)) {
+                Ok(at) => Plumtree::<I, Bytes>::validate(m, self.channels[at].engine.config()),
+                Err(_) => Ok(()),
+            },
+            Input::Channel(_) => Ok(()),
         }
     }
 
@@ -732,12 +928,18 @@ impl<I: Identity> Node<I> {
                         crate::log::decision!(me = ?self.me, ?peer, "neighbour up");
                         self.plumtree.neighbor_up(now, peer.clone());
                         self.metadata.neighbor_up(now, peer.clone());
+                        for c in &mut self.channels {
+                            c.engine.neighbor_up(now, peer.clone());
+                        }
                         self.events.push_back(Event::NeighborUp(peer));
                     }
                     membership::Event::NeighborDown(peer) => {
                         crate::log::decision!(me = ?self.me, ?peer, "neighbour down");
                         self.plumtree.neighbor_down(now, &peer);
                         self.metadata.neighbor_down(now, &peer);
+                        for c in &mut self.channels {
+                            c.engine.neighbor_down(now, &peer);
+                        }
                         self.events.push_back(Event::NeighborDown(peer));
                     }
                 }
@@ -773,8 +975,86 @@ impl<I: Identity> Node<I> {
                 progressed = true;
                 self.events.push_back(Event::Metadata(event));
             }
+            for at in 0..self.channels.len() {
+                let channel = self.channels[at].id;
+                while let Some((to, m)) = self.channels[at].engine.poll_transmit() {
+                    progressed = true;
+                    let message = Message::Channel(ChannelMessage {
+                        channel: channel.0,
+                        body: ChannelBody::Broadcast(m),
+                    });
+                    self.send(to, &message);
+                }
+                while let Some(broadcast::Event::Delivered { id, hops, .. }) = self.channels[at].engine.poll_event() {
+                    progressed = true;
+                    self.events.push_back(Event::ChannelDelivered { channel, id, hops });
+                }
+            }
             if !progressed {
                 break;
+            }
+        }
+    }
+
+    fn channel_index(&self, channel: ChannelId) -> Result<usize, ChannelError> {
+        self.channels
+            .binary_search_by_key(&channel, |c| c.id)
+            .map_err(|_| ChannelError::Unknown(channel))
+    }
+
+    /// A validated channel frame from `from`.
+    fn on_channel(&mut self, now: Instant, from: I, m: ChannelMessage<I>) {
+        if !self.is_member(&from) {
+            self.stats.channel_non_member += 1;
+            return;
+        }
+        let channel = ChannelId(m.channel);
+        let Ok(at) = self.channel_index(channel) else {
+            self.stats.unknown_channel += 1;
+            return;
+        };
+        let c = &mut self.channels[at];
+        match m.body {
+            ChannelBody::Broadcast(m) => {
+                c.engine
+                    .handle_validated(now, from, m, &mut Adapter(c.handler.as_mut()));
+            }
+            ChannelBody::Direct(message) => {
+                c.direct_received += 1;
+                if let Some(reply) = c.handler.handle_direct(now, &from, &message) {
+                    let reply = Message::Channel(ChannelMessage {
+                        channel: channel.0,
+                        body: ChannelBody::Direct(reply),
+                    });
+                    self.send(from, &reply);
+                }
+            }
+        }
+    }
+
+    /// Runs every channel's due engine timers and exchange.
+    fn channel_timeouts(&mut self, now: Instant) {
+        let mut neighbors: Option<Vec<I>> = None;
+        for at in 0..self.channels.len() {
+            let c = &mut self.channels[at];
+            c.engine.handle_timeout(now, &mut Adapter(c.handler.as_mut()));
+            if c.next_exchange.is_none_or(|t| t > now) {
+                continue;
+            }
+            c.next_exchange = c.exchange_interval.and_then(|d| now.checked_add(d));
+            let neighbors = neighbors.get_or_insert_with(|| self.membership.neighbors());
+            let Some(pick) = rng::index(&mut self.rng, neighbors.len()) else {
+                continue;
+            };
+            let peer = neighbors[pick].clone();
+            let c = &mut self.channels[at];
+            if let Some(message) = c.handler.exchange(now, &peer) {
+                c.exchanges += 1;
+                let message = Message::Channel(ChannelMessage {
+                    channel: c.id.0,
+                    body: ChannelBody::Direct(message),
+                });
+                self.send(peer, &message);
             }
         }
     }

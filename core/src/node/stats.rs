@@ -3,6 +3,21 @@
 use crate::broadcast;
 use crate::metadata;
 use crate::wire::Kind;
+use alloc::vec::Vec;
+
+/// One registered channel's figures.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct ChannelStats {
+    /// The channel's number.
+    pub channel: u16,
+    /// Its Plumtree engine's counters and structure sizes.
+    pub plumtree: broadcast::Stats,
+    /// Exchanges started (the handler returned a message to send).
+    pub exchanges: u64,
+    /// Direct messages received and handed to the handler.
+    pub direct_received: u64,
+}
 
 /// Messages and bytes of one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -27,6 +42,8 @@ pub struct PerKind {
     pub metadata: KindStats,
     /// Metadata anti-entropy and tombstone-collection frames.
     pub anti_entropy: KindStats,
+    /// Application channel frames (broadcast and direct).
+    pub channel: KindStats,
 }
 
 impl PerKind {
@@ -37,6 +54,7 @@ impl PerKind {
             Kind::Plumtree => &mut self.plumtree,
             Kind::Metadata => &mut self.metadata,
             Kind::AntiEntropy => &mut self.anti_entropy,
+            Kind::Channel => &mut self.channel,
         };
         k.messages += 1;
         k.bytes += bytes as u64;
@@ -50,6 +68,7 @@ impl PerKind {
             self.plumtree,
             self.metadata,
             self.anti_entropy,
+            self.channel,
         ];
         KindStats {
             messages: all.iter().map(|k| k.messages).sum(),
@@ -86,6 +105,15 @@ pub struct Stats {
     pub metadata: metadata::Stats,
     /// The metadata broadcast engine's counters and structure sizes.
     pub metadata_plumtree: broadcast::Stats,
+    /// Well-formed channel frames for a channel this node has not
+    /// registered: ignored.
+    pub unknown_channel: u64,
+    /// Channel frames refused because their sender is not a member (mesh
+    /// mode).
+    pub channel_non_member: u64,
+    /// Per registered channel, in channel order: its engine's counters and
+    /// structure sizes.
+    pub channels: Vec<ChannelStats>,
     /// Frames waiting in `poll_transmit`.
     pub transmit_queue: usize,
     /// Events waiting in `poll_event`.

@@ -68,6 +68,9 @@ pub enum Kind {
     /// Metadata anti-entropy (hash-tree exchange, repair) and tombstone
     /// collection.
     AntiEntropy = 5,
+    /// A channel's messages: an application handler's own Plumtree engine
+    /// and its direct messages ([`node::channel`](crate::node::channel)).
+    Channel = 6,
 }
 
 impl Kind {
@@ -79,6 +82,7 @@ impl Kind {
             3 => Some(Kind::Plumtree),
             4 => Some(Kind::Metadata),
             5 => Some(Kind::AntiEntropy),
+            6 => Some(Kind::Channel),
             _ => None,
         }
     }
