@@ -70,6 +70,7 @@ pub mod codec;
 mod config;
 mod driver;
 mod handle;
+mod joined;
 mod link;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -84,6 +85,7 @@ pub mod tls;
 pub use config::DriverConfig;
 pub use driver::start;
 pub use handle::{Error, Events, Handle, IntoBytes};
+pub use joined::{ContactFailure, JoinError, JoinWait, MAX_CONTACTS};
 pub use runtime::{Accepting, BoxFuture, BoxReader, BoxWriter, Duplex, Runtime, Transport};
 pub use stats::{DriverStats, NodeStats};
 

@@ -74,7 +74,10 @@ pub use epidemic_core::{
 pub use epidemic_driver;
 pub use epidemic_driver::certs::{CertError, ClusterCa, NodeCert};
 pub use epidemic_driver::tls::{TlsConfig, TlsError};
-pub use epidemic_driver::{DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, NodeStats};
+pub use epidemic_driver::{
+    ContactFailure, DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, JoinError, JoinWait,
+    NodeStats,
+};
 /// Runs a handle's future to completion on this thread, for code outside
 /// async (futures-lite's `block_on`).
 pub use futures_lite::future::block_on;
