@@ -263,7 +263,9 @@ pub fn joined_waits_for_a_late_contact<L: Launcher>(launcher: L) {
 }
 
 /// Each way a join fails is named: a node with another CA's certificate
-/// joining a member gets the TLS refusal with rustls's reason; where the
+/// joining a member gets the TLS refusal with rustls's reason; a node whose
+/// contact completes the handshake but never answers the join is told the
+/// contact is silent; where the
 /// transport has a plaintext mode, a plaintext node joining a TLS member,
 /// and a TLS node joining a plaintext node, get what each can tell.
 pub fn joined_names_why_each_contact_failed<L: Credentials>(launcher: L) {
@@ -271,9 +273,16 @@ pub fn joined_names_why_each_contact_failed<L: Credentials>(launcher: L) {
     let member = c.add_node();
     let member_addr = c.addr(member);
     let lo: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-    let dirs: Vec<_> = (0..4)
+    let dirs: Vec<_> = (0..5)
         .map(|_| tempfile::tempdir().expect("a temporary directory"))
         .collect();
+    // A contact that completes every handshake and never answers a join.
+    let silent = c.launcher().raw_listen();
+    let silent_addr = silent.addr();
+    let hopeful = c
+        .launcher()
+        .launch(lo, dirs[4].path(), vec![silent_addr])
+        .expect("a node starts");
     let stranger = c
         .launcher()
         .launch_stranger(lo, dirs[0].path(), vec![member_addr])
@@ -294,9 +303,10 @@ pub fn joined_names_why_each_contact_failed<L: Credentials>(launcher: L) {
     let stranger_h = L::handle(&stranger).clone();
     let plaintext_h = plaintext.as_ref().map(|n| L::handle(n).clone());
     let tls_joiner_h = tls_joiner.as_ref().map(|n| L::handle(n).clone());
-    // The three waits run at once.
-    let (stranger_r, (plaintext_r, tls_joiner_r)) = block_on(futures_lite::future::zip(
-        stranger_h.joined(wait),
+    let hopeful_h = L::handle(&hopeful).clone();
+    // The waits run at once.
+    let ((stranger_r, hopeful_r), (plaintext_r, tls_joiner_r)) = block_on(futures_lite::future::zip(
+        futures_lite::future::zip(stranger_h.joined(wait), hopeful_h.joined(wait)),
         futures_lite::future::zip(
             async {
                 match &plaintext_h {
@@ -326,6 +336,11 @@ pub fn joined_names_why_each_contact_failed<L: Credentials>(launcher: L) {
         ),
         other => panic!("another CA's node is not told TLS refused: {other:?}"),
     }
+    let why = reason_for(hopeful_r, silent_addr);
+    assert!(
+        matches!(why, ContactFailure::Silent(_)),
+        "a contact that never answers the join is not reported silent: {why:?}"
+    );
     if let Some(r) = plaintext_r {
         let why = reason_for(r, member_addr);
         assert!(
@@ -342,13 +357,13 @@ pub fn joined_names_why_each_contact_failed<L: Credentials>(launcher: L) {
     }
     assert!(neighbors(c.handle(member)).is_empty(), "the member took a stranger");
 
-    let handles = [Some(stranger_h), plaintext_h, tls_joiner_h];
+    let handles = [Some(stranger_h), Some(hopeful_h), plaintext_h, tls_joiner_h];
     for h in handles.iter().flatten() {
         let _ = block_on(h.shutdown());
     }
     if let Some(n) = &plain_contact {
         let _ = block_on(L::handle(n).shutdown());
     }
-    drop((stranger, plaintext, tls_joiner, plain_contact));
+    drop((stranger, hopeful, silent, plaintext, tls_joiner, plain_contact));
     c.stop();
 }
