@@ -52,6 +52,11 @@
 //!   ([`Handle::get_resolved_and_repair`], [`Handle::resolve_and_repair`]),
 //!   [`Handle::fold`] and [`Handle::prefix_hash`], and in mesh mode
 //!   [`Handle::add_member`] and [`Handle::remove_member`].
+//! - **Joins never fail silently** ([`Handle::joined`]): the loop keeps the
+//!   last failure of each join contact (a typed [`ContactFailure`]: the I/O
+//!   error, rustls's reason, a wrong transport, a refusal, silence), and a
+//!   wait for neighbours that times out returns them in
+//!   [`JoinError::Timeout`].
 //! - **Shared state** (queues, one-shot replies) is written against a small
 //!   sync shim that loom replaces under `cfg(loom)`; `tests/loom_*.rs` check
 //!   that no command and no wake-up is lost and that shutdown is clean.

@@ -112,6 +112,9 @@ impl Joins {
 impl Core {
     /// A [`Handle::joined`](crate::Handle::joined) request.
     pub(super) fn on_joined(&mut self, now: Instant, wait: JoinWait, reply: oneshot::Sender<Result<(), JoinError>>) {
+        // Waits given up on (their future dropped) go first, so that the
+        // list holds only live waits however often a caller gives up.
+        self.joins.waiters.retain(|w| !w.reply.is_abandoned());
         self.joins.waiters.push(Waiter {
             wanted: wait.neighbors.max(1),
             deadline: now + wait.timeout.into(),
@@ -153,5 +156,64 @@ impl Core {
             Closed::ByUs => return,
         };
         self.join_ended(peer, || why);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn contacts_are_bounded_and_waits_settle_on_neighbours_or_deadline() {
+        let mut j = Joins::default();
+        let many: Vec<SocketAddr> = (1..=100).map(addr).collect();
+        j.remember(&many, addr(1));
+        j.remember(&many, addr(1)); // again: nothing new
+        assert_eq!(j.contacts.len(), MAX_CONTACTS);
+        assert_eq!(j.contacts[0].addr, addr(100 - MAX_CONTACTS as u16 + 1));
+        j.failed(addr(100), ContactFailure::Unreachable("refused".into()));
+        j.failed(addr(2), ContactFailure::Unreachable("forgotten".into()));
+        assert!(j.contacts.iter().all(|c| c.addr != addr(2)));
+
+        let at = Instant::from_millis;
+        let (one_tx, one_rx) = oneshot::channel();
+        let (two_tx, two_rx) = oneshot::channel();
+        j.waiters.push(Waiter {
+            wanted: 1,
+            deadline: at(10),
+            reply: one_tx,
+        });
+        j.waiters.push(Waiter {
+            wanted: 2,
+            deadline: at(5),
+            reply: two_tx,
+        });
+        j.settle(at(1), &[]);
+        assert_eq!((j.waiters.len(), j.deadline()), (2, Some(at(5))));
+        // A neighbour (the contact that failed before) answers the first;
+        // the second's deadline has come.
+        j.answered(addr(99));
+        j.settle(at(6), &[addr(100)]);
+        assert!(j.waiters.is_empty());
+        assert_eq!(block_on(one_rx), Ok(Ok(())));
+        let Ok(Err(JoinError::Timeout {
+            neighbors: 1,
+            wanted: 2,
+            contacts,
+        })) = block_on(two_rx)
+        else {
+            panic!("the second wait did not time out")
+        };
+        assert_eq!(contacts.len(), MAX_CONTACTS - 1, "the neighbour is not listed");
+        assert!(
+            contacts
+                .iter()
+                .all(|(a, why)| *a != addr(100) && *why == ContactFailure::NoAnswer)
+        );
     }
 }
