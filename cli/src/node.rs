@@ -27,7 +27,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use epidemic_core::metadata::FullPrefix;
 use epidemic_driver::tls::TlsConfig;
-use epidemic_driver::{Handle, MembershipEvent};
+use epidemic_driver::{Handle, JoinError, JoinWait, MembershipEvent};
 use futures_lite::future::block_on;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -417,6 +417,24 @@ fn serve_stdin(handle: &Handle) {
     }
 }
 
+/// Logs when the node has joined, or, if it has not within `wait`, each
+/// contact and why it failed.
+fn report_join(handle: &Handle, wait: JoinWait) {
+    match block_on(handle.joined(wait)) {
+        Ok(()) => tracing::info!(neighbors = wait.neighbors, "joined the cluster"),
+        Err(JoinError::Timeout {
+            neighbors, contacts, ..
+        }) => {
+            let after = wait.timeout;
+            tracing::warn!(neighbors, ?after, "not joined yet: still retrying the contacts");
+            for (contact, why) in contacts {
+                tracing::warn!(%contact, %why, "join contact failed");
+            }
+        }
+        Err(e) => tracing::info!(error = %e, "stopped waiting for the join"),
+    }
+}
+
 /// `epidemic node`.
 pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
     let no_stdin = args.no_stdin;
@@ -464,6 +482,12 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
             }
         }
     });
+    if !args.join.is_empty() {
+        // Says whether the join took, or why each contact failed, without
+        // holding up the prompt; the node keeps retrying either way.
+        let handle = handle.clone();
+        std::thread::spawn(move || report_join(&handle, JoinWait::default()));
+    }
     // SIGINT and SIGTERM leave the cluster gracefully: the neighbours hear
     // a goodbye at once instead of waiting for a timeout.
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing the signal handlers")?;

@@ -10,7 +10,7 @@
 use crate::net::{Launcher, NetCluster, RawConn};
 use crate::scenarios::{CLOSE_LIMIT, LIMIT};
 use crate::{Cluster, Recv, payload};
-use epidemic_driver::{Delivery, DriverStats, Events, Handle};
+use epidemic_driver::{ContactFailure, Delivery, DriverStats, Events, Handle, JoinError, JoinWait};
 use futures_lite::future::block_on;
 use std::io;
 use std::net::SocketAddr;
@@ -171,5 +171,198 @@ pub fn anonymous_client_is_refused<L: Credentials>(launcher: L) {
     );
     assert_eq!(driver_stats(c.handle(member)).links_opened, 0);
     drop(raw);
+    c.stop();
+}
+
+/// How long a test waits for a join it expects to fail: past the driver's
+/// default connect timeout (5 s), so that a dial nothing answers (a QUIC
+/// handshake to a closed UDP port) has failed by then too.
+pub const FAILED_JOIN_WAIT: Duration = Duration::from_secs(8);
+
+/// A wait for one neighbour, for `timeout`.
+fn wait_for_one(timeout: Duration) -> JoinWait {
+    let mut wait = JoinWait::default();
+    wait.timeout = timeout;
+    wait
+}
+
+/// The reason `result` (a [`Handle::joined`] that must have timed out)
+/// gives for `contact`.
+fn reason_for(result: Result<(), JoinError>, contact: SocketAddr) -> ContactFailure {
+    if let Err(e) = &result {
+        eprintln!("joined() ended: {e}");
+    }
+    match result {
+        Err(JoinError::Timeout {
+            neighbors, contacts, ..
+        }) => {
+            assert_eq!(neighbors, 0, "a node that should not have joined has neighbours");
+            contacts
+                .into_iter()
+                .find(|(addr, _)| *addr == contact)
+                .map(|(_, why)| why)
+                .unwrap_or_else(|| panic!("the timeout does not name the contact {contact}"))
+        }
+        other => panic!("joined() did not time out: {other:?}"),
+    }
+}
+
+/// A loopback port free for both TCP and UDP now, for a node that starts
+/// later (or never).
+pub fn free_port() -> SocketAddr {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+        let addr = udp.local_addr().expect("a bound address");
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no loopback port free for both TCP and UDP");
+}
+
+/// `joined()` through a contact that is not there yet times out naming it
+/// unreachable; once the contact starts on that address, the node's
+/// retries reach it and `joined()` resolves.
+pub fn joined_waits_for_a_late_contact<L: Launcher>(launcher: L) {
+    let mut c = NetCluster::new(launcher);
+    let late = free_port();
+    let lo: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let dirs = [
+        tempfile::tempdir().expect("a temporary directory"),
+        tempfile::tempdir().expect("a temporary directory"),
+    ];
+    let joiner = c
+        .launcher()
+        .launch(lo, dirs[0].path(), vec![late])
+        .expect("the joiner starts");
+    let handle = L::handle(&joiner).clone();
+    let why = reason_for(block_on(handle.joined(wait_for_one(FAILED_JOIN_WAIT))), late);
+    assert!(
+        matches!(why, ContactFailure::Unreachable(_)),
+        "a closed port is not reported unreachable: {why:?}"
+    );
+
+    let contact = c
+        .launcher()
+        .launch(late, dirs[1].path(), Vec::new())
+        .expect("the late contact starts");
+    // The joiner retries with a backoff that has grown while the contact
+    // was away (up to 20 s by now): twice the usual limit.
+    let joined = block_on(handle.joined(wait_for_one(2 * LIMIT)));
+    assert_eq!(joined, Ok(()), "the joiner never got in");
+    assert_eq!(neighbors(&handle), vec![late]);
+    // Already joined: at once.
+    assert_eq!(block_on(handle.joined(JoinWait::default())), Ok(()));
+
+    let _ = block_on(handle.shutdown());
+    assert_eq!(block_on(handle.joined(JoinWait::default())), Err(JoinError::Shutdown));
+    let _ = block_on(L::handle(&contact).shutdown());
+    drop((joiner, contact));
+    c.stop();
+}
+
+/// Each way a join fails is named: a node with another CA's certificate
+/// joining a member gets the TLS refusal with rustls's reason; a node whose
+/// contact completes the handshake but never answers the join is told the
+/// contact is silent; where the
+/// transport has a plaintext mode, a plaintext node joining a TLS member,
+/// and a TLS node joining a plaintext node, get what each can tell.
+pub fn joined_names_why_each_contact_failed<L: Credentials>(launcher: L) {
+    let mut c = NetCluster::new(launcher);
+    let member = c.add_node();
+    let member_addr = c.addr(member);
+    let lo: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let dirs: Vec<_> = (0..5)
+        .map(|_| tempfile::tempdir().expect("a temporary directory"))
+        .collect();
+    // A contact that completes every handshake and never answers a join.
+    let silent = c.launcher().raw_listen();
+    let silent_addr = silent.addr();
+    let hopeful = c
+        .launcher()
+        .launch(lo, dirs[4].path(), vec![silent_addr])
+        .expect("a node starts");
+    let stranger = c
+        .launcher()
+        .launch_stranger(lo, dirs[0].path(), vec![member_addr])
+        .expect("a node of another CA starts");
+    let plaintext = c.launcher().launch_plaintext(lo, dirs[1].path(), vec![member_addr]);
+    let plaintext = plaintext.map(|n| n.expect("a plaintext node starts"));
+    // A TLS member of the cluster whose contact runs in plaintext.
+    let plain_contact = c.launcher().launch_plaintext(lo, dirs[2].path(), Vec::new());
+    let plain_contact = plain_contact.map(|n| n.expect("a plaintext contact starts"));
+    let tls_joiner = plain_contact.as_ref().map(|contact| {
+        let addr = L::handle(contact).identity();
+        c.launcher()
+            .launch(lo, dirs[3].path(), vec![addr])
+            .expect("a TLS node starts")
+    });
+
+    let wait = wait_for_one(FAILED_JOIN_WAIT);
+    let stranger_h = L::handle(&stranger).clone();
+    let plaintext_h = plaintext.as_ref().map(|n| L::handle(n).clone());
+    let tls_joiner_h = tls_joiner.as_ref().map(|n| L::handle(n).clone());
+    let hopeful_h = L::handle(&hopeful).clone();
+    // The waits run at once.
+    let ((stranger_r, hopeful_r), (plaintext_r, tls_joiner_r)) = block_on(futures_lite::future::zip(
+        futures_lite::future::zip(stranger_h.joined(wait), hopeful_h.joined(wait)),
+        futures_lite::future::zip(
+            async {
+                match &plaintext_h {
+                    Some(h) => Some(h.joined(wait).await),
+                    None => None,
+                }
+            },
+            async {
+                match &tls_joiner_h {
+                    Some(h) => Some(h.joined(wait).await),
+                    None => None,
+                }
+            },
+        ),
+    ));
+
+    match reason_for(stranger_r, member_addr) {
+        // Two rcgen CAs share their subject name, so webpki finds the
+        // "issuer" and fails its signature (`BadSignature`); a CA of
+        // another name would give `UnknownIssuer`; the contact refusing
+        // first, its alert.
+        ContactFailure::TlsRefused(why) => assert!(
+            ["BadSignature", "UnknownIssuer", "UnknownCA", "BadCertificate"]
+                .iter()
+                .any(|reason| why.contains(reason)),
+            "the TLS refusal does not give rustls's reason: {why}"
+        ),
+        other => panic!("another CA's node is not told TLS refused: {other:?}"),
+    }
+    let why = reason_for(hopeful_r, silent_addr);
+    assert!(
+        matches!(why, ContactFailure::Silent(_)),
+        "a contact that never answers the join is not reported silent: {why:?}"
+    );
+    if let Some(r) = plaintext_r {
+        let why = reason_for(r, member_addr);
+        assert!(
+            matches!(why, ContactFailure::WrongTransport(_)),
+            "a plaintext node joining a TLS member is not told wrong transport: {why:?}"
+        );
+    }
+    if let (Some(r), Some(contact)) = (tls_joiner_r, &plain_contact) {
+        let why = reason_for(r, L::handle(contact).identity());
+        assert!(
+            matches!(why, ContactFailure::HungUp(_)),
+            "a TLS node joining a plaintext node is not told the contact hung up: {why:?}"
+        );
+    }
+    assert!(neighbors(c.handle(member)).is_empty(), "the member took a stranger");
+
+    let handles = [Some(stranger_h), Some(hopeful_h), plaintext_h, tls_joiner_h];
+    for h in handles.iter().flatten() {
+        let _ = block_on(h.shutdown());
+    }
+    if let Some(n) = &plain_contact {
+        let _ = block_on(L::handle(n).shutdown());
+    }
+    drop((stranger, hopeful, silent, plaintext, tls_joiner, plain_contact));
     c.stop();
 }

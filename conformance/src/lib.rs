@@ -387,6 +387,16 @@ macro_rules! credentials_suite {
         fn a_client_without_a_certificate_is_refused() {
             $crate::credentials::anonymous_client_is_refused($launcher);
         }
+
+        #[test]
+        fn joined_names_why_each_contact_failed() {
+            $crate::credentials::joined_names_why_each_contact_failed($launcher);
+        }
+
+        #[test]
+        fn joined_waits_for_a_late_contact() {
+            $crate::credentials::joined_waits_for_a_late_contact($launcher);
+        }
     };
 }
 

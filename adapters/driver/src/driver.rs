@@ -11,18 +11,21 @@
 //!   handshakes, closes, link events for the node) and the per-peer queues;
 //! - [`link_table`]: which peer has which connection, sans-IO;
 //! - [`durability`]: records on their way to the store, and puts waiting
-//!   to be durable.
+//!   to be durable;
+//! - [`joins`]: why each join contact failed, and the waits for a join.
 
 mod commands;
 mod connections;
 mod durability;
 mod handshakes;
+mod joins;
 mod link_table;
 
 pub(crate) use commands::Command;
 
 use crate::config::DriverConfig;
 use crate::handle::{Handle, Shared};
+use crate::joined::ContactFailure;
 use crate::link::CloseMode;
 use crate::link::{ConnId, FrameQueue, TaskCtx};
 use crate::oneshot;
@@ -115,6 +118,7 @@ pub fn start(
         overflowing: HashSet::new(),
         handshakes: handshakes::Handshakes::default(),
         refusing: false,
+        joins: joins::Joins::default(),
         stopping: None,
         next_housekeeping: clock.now(),
         config,
@@ -123,6 +127,7 @@ pub fn start(
     if core.stats.storage_failed {
         core.begin_stop(None);
     } else if !contacts.is_empty() {
+        core.joins.remember(&contacts, identity);
         core.node.join(clock.now(), contacts);
         core.drain();
     }
@@ -177,6 +182,8 @@ struct Core {
     handshakes: handshakes::Handshakes,
     /// Whether a refused handshake was logged since the last admitted one.
     refusing: bool,
+    /// Why each join contact failed, and the waits for a join.
+    joins: joins::Joins,
 }
 
 /// Closes the shared queues however the loop ends, its runtime dropped
@@ -306,6 +313,9 @@ impl Core {
         if let Some(s) = &self.stopping {
             d = d.min(s.deadline);
         }
+        if let Some(t) = self.joins.deadline() {
+            d = d.min(t);
+        }
         d
     }
 
@@ -350,6 +360,8 @@ impl Core {
             }
         }
         self.durability.flush(&self.ctx.shared.persist);
+        let now = self.now();
+        self.settle_joins(now);
     }
 
     fn publish(&mut self, event: Event<SocketAddr>) {
@@ -365,9 +377,16 @@ impl Core {
     fn on_time(&mut self) {
         let now = self.now();
         if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            let joining = self.node.joining().copied();
             self.node.handle_timeout(now);
+            if let Some(contact) = joining {
+                self.join_ended(contact, || {
+                    ContactFailure::Silent("it did not answer the join within the neighbour timeout".into())
+                });
+            }
             self.drain();
         }
+        self.settle_joins(now);
         if now >= self.next_housekeeping {
             self.housekeeping(now);
             #[cfg(feature = "metrics")]

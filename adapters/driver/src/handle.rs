@@ -240,7 +240,7 @@ impl Handle {
         !self.shared.commands.is_closed()
     }
 
-    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+    pub(crate) async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared.commands.push(make(tx)).await.map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)

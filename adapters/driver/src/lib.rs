@@ -52,6 +52,11 @@
 //!   ([`Handle::get_resolved_and_repair`], [`Handle::resolve_and_repair`]),
 //!   [`Handle::fold`] and [`Handle::prefix_hash`], and in mesh mode
 //!   [`Handle::add_member`] and [`Handle::remove_member`].
+//! - **Joins never fail silently** ([`Handle::joined`]): the loop keeps the
+//!   last failure of each join contact (a typed [`ContactFailure`]: the I/O
+//!   error, rustls's reason, a wrong transport, a refusal, silence), and a
+//!   wait for neighbours that times out returns them in
+//!   [`JoinError::Timeout`].
 //! - **Shared state** (queues, one-shot replies) is written against a small
 //!   sync shim that loom replaces under `cfg(loom)`; `tests/loom_*.rs` check
 //!   that no command and no wake-up is lost and that shutdown is clean.
@@ -70,6 +75,7 @@ pub mod codec;
 mod config;
 mod driver;
 mod handle;
+mod joined;
 mod link;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -85,6 +91,7 @@ pub mod tls;
 pub use config::DriverConfig;
 pub use driver::start;
 pub use handle::{Error, Handle, IntoBytes};
+pub use joined::{ContactFailure, JoinError, JoinWait, MAX_CONTACTS};
 pub use runtime::{Accepting, BoxFuture, BoxReader, BoxWriter, Duplex, Runtime, Transport};
 pub use stats::{DriverStats, NodeStats};
 pub use streams::{Change, ChangeExt, Delivery, Events, Lagged, MembershipEvent};

@@ -10,6 +10,7 @@
 
 use crate::codec::{Ack, FrameDecoder, FrameError, HANDSHAKE_MAX, Hello, PREFIX_LEN, encode_record, write_record};
 use crate::handle::Shared;
+use crate::joined::ContactFailure;
 use crate::oneshot;
 use crate::queue::Queue;
 use crate::runtime::{Accepting, Duplex, Runtime, Transport};
@@ -19,6 +20,7 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -96,6 +98,9 @@ pub(crate) enum Input {
         conn: ConnId,
         peer: SocketAddr,
         why: DialFailure,
+        /// Why, for the join contacts' report; `None` when it is no
+        /// failure (a duplicate).
+        reason: Option<ContactFailure>,
     },
     /// An inbound connection failed before saying hello.
     HandshakeFailed { conn: ConnId },
@@ -148,47 +153,74 @@ async fn timeout<T>(runtime: &dyn Runtime, d: Duration, f: impl Future<Output = 
 
 /// Dials `peer`, says hello, and runs the link if the loop keeps it.
 pub(crate) async fn dial(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, peer: SocketAddr) {
+    // Whether the transport connected (and its handshake, TLS or QUIC,
+    // completed): a failure before is the transport's, after it the node
+    // handshake's.
+    let connected = AtomicBool::new(false);
     let attempt = async {
-        let mut duplex = ctx.transport.connect(peer).await?;
-        write_record(
-            &mut duplex.writer,
-            &Hello::new(ctx.shared.identity, ctx.incarnation).encode(),
-        )
-        .await?;
-        let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
-        let mut scratch = [0u8; HANDSHAKE_MAX + PREFIX_LEN];
-        let ack = decoder
-            .read_record(&mut duplex.reader, &mut scratch)
-            .await?
-            .ok_or(FrameError::Truncated { missing: PREFIX_LEN })?;
-        Ok::<_, FrameError>((duplex, decoder, Ack::decode(&ack)?))
+        let mut duplex = ctx
+            .transport
+            .connect(peer)
+            .await
+            .map_err(|e| (ContactFailure::from_io(&e, false), FrameError::Io(e)))?;
+        connected.store(true, Ordering::Relaxed);
+        let handshake = async {
+            write_record(
+                &mut duplex.writer,
+                &Hello::new(ctx.shared.identity, ctx.incarnation).encode(),
+            )
+            .await?;
+            let mut decoder = FrameDecoder::new(HANDSHAKE_MAX);
+            let mut scratch = [0u8; HANDSHAKE_MAX + PREFIX_LEN];
+            let ack = decoder
+                .read_record(&mut duplex.reader, &mut scratch)
+                .await?
+                .ok_or(FrameError::Truncated { missing: PREFIX_LEN })?;
+            Ok::<_, FrameError>((decoder, Ack::decode(&ack)?))
+        };
+        match handshake.await {
+            Ok((decoder, ack)) => Ok((duplex, decoder, ack)),
+            Err(e) => Err((handshake_failure(&e), e)),
+        }
     };
     let (duplex, decoder, incarnation) = match timeout(&*ctx.runtime, ctx.connect_timeout, attempt).await {
         Some(Ok((duplex, decoder, Ack::Accept { identity, incarnation }))) if identity == peer => {
             (duplex, decoder, incarnation)
         }
         other => {
-            let why = match other {
-                Some(Ok((_, _, Ack::Duplicate))) => DialFailure::Duplicate,
+            let (why, reason) = match other {
+                Some(Ok((_, _, Ack::Duplicate))) => (DialFailure::Duplicate, None),
                 Some(Ok((_, _, Ack::Busy))) => {
                     tracing::info!(%peer, "dial refused: the peer is full or shutting down");
-                    DialFailure::Busy
+                    let reason = ContactFailure::RefusedByPeer("it is full or shutting down".into());
+                    (DialFailure::Busy, Some(reason))
                 }
                 Some(Ok((_, _, Ack::Accept { identity, .. }))) => {
                     tracing::warn!(%peer, answered_as = %identity, "dial failed: another node answers at this address");
-                    DialFailure::Failed
+                    (DialFailure::Failed, Some(ContactFailure::OtherNode(identity)))
                 }
-                Some(Err(error)) => {
-                    tracing::warn!(%peer, %error, "dial failed");
-                    DialFailure::Failed
+                Some(Err((reason, error))) => {
+                    tracing::warn!(%peer, %error, %reason, "dial failed");
+                    (DialFailure::Failed, Some(reason))
                 }
                 None => {
                     let after = ctx.connect_timeout;
-                    tracing::warn!(%peer, ?after, "dial failed: no handshake before the connect timeout");
-                    DialFailure::Failed
+                    let reason = if connected.load(Ordering::Relaxed) {
+                        ContactFailure::Silent(format!("no handshake answer within the connect timeout ({after:?})"))
+                    } else {
+                        ContactFailure::Unreachable(format!("no connection within the connect timeout ({after:?})"))
+                    };
+                    tracing::warn!(%peer, ?after, %reason, "dial failed: no handshake before the connect timeout");
+                    (DialFailure::Failed, Some(reason))
                 }
             };
-            let _ = ctx.shared.inputs.push(Input::DialFailed { conn, peer, why }).await;
+            let failed = Input::DialFailed {
+                conn,
+                peer,
+                why,
+                reason,
+            };
+            let _ = ctx.shared.inputs.push(failed).await;
             return;
         }
     };
@@ -208,6 +240,24 @@ pub(crate) async fn dial(ctx: std::sync::Arc<TaskCtx>, conn: ConnId, peer: Socke
         // close this one in an orderly way.
         Ok(Decision::Refuse(_)) => goodbye(&ctx, duplex).await,
         Err(oneshot::Canceled) => {}
+    }
+}
+
+/// Why the node handshake after a connected transport failed with `error`.
+fn handshake_failure(error: &FrameError) -> ContactFailure {
+    match error {
+        FrameError::Io(e) => ContactFailure::from_io(e, true),
+        // The first bytes of a TLS record (22: handshake, 21: alert; then
+        // version 3.x) read as a length prefix.
+        FrameError::TooLarge { len, .. } if matches!(len >> 16, 0x1603 | 0x1503) => {
+            ContactFailure::WrongTransport("it answered in TLS, and this node dials in plaintext".into())
+        }
+        FrameError::Truncated { .. } => {
+            ContactFailure::HungUp("it closed the connection before answering the handshake".into())
+        }
+        FrameError::TooLarge { .. } | FrameError::Handshake(_) => {
+            ContactFailure::WrongTransport(format!("its answer is not a node handshake ({error})"))
+        }
     }
 }
 

@@ -44,6 +44,11 @@ pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Sender<T> {
+    /// Whether the receiver is gone (nobody waits for the value).
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.slot.lock().abandoned
+    }
+
     /// Sends `value`; hands it back if the receiver is gone.
     pub(crate) fn send(self, value: T) -> Result<(), T> {
         let waker = {

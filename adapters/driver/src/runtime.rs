@@ -81,6 +81,11 @@ pub trait Transport: Send + Sync + 'static {
     /// Opens a connection to the node listening on `peer` and completes the
     /// transport's own handshake (TLS, QUIC). The driver applies its connect
     /// timeout around it.
+    ///
+    /// Why it failed is reported for join contacts
+    /// ([`ContactFailure`](crate::ContactFailure)): an error carrying one
+    /// (`io::Error::new(kind, failure)`) says so itself; otherwise a rustls
+    /// error inside is a TLS refusal, and the error's kind tells the rest.
     fn connect(&self, peer: SocketAddr) -> BoxFuture<io::Result<Duplex>>;
 
     /// Waits for the next inbound connection. Transient errors (a client

@@ -73,8 +73,8 @@ pub use epidemic_driver;
 pub use epidemic_driver::certs::{CertError, ClusterCa, NodeCert};
 pub use epidemic_driver::tls::{TlsConfig, TlsError};
 pub use epidemic_driver::{
-    Change, ChangeExt, Delivery, DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, Lagged,
-    MembershipEvent, NodeStats,
+    Change, ChangeExt, ContactFailure, Delivery, DriverConfig, DriverStats, Error as HandleError, Events, Handle,
+    IntoBytes, JoinError, JoinWait, Lagged, MembershipEvent, NodeStats,
 };
 /// Runs a handle's future to completion on this thread, for code outside
 /// async (futures-lite's `block_on`).
@@ -220,8 +220,9 @@ impl Transport for QuicTransport {
     fn connect(&self, peer: SocketAddr) -> BoxFuture<io::Result<Duplex>> {
         let connecting = self.endpoint.connect(peer, SERVER_NAME);
         Box::pin(async move {
-            let conn = connecting.map_err(io::Error::other)?.await?;
-            let (send, recv) = conn.open_bi().await?;
+            let unreachable = |e: quinn::ConnectError| io::Error::other(ContactFailure::Unreachable(e.to_string()));
+            let conn = connecting.map_err(unreachable)?.await.map_err(connect_failure)?;
+            let (send, recv) = conn.open_bi().await.map_err(connect_failure)?;
             Ok(duplex(send, recv))
         })
     }
@@ -250,6 +251,36 @@ impl Transport for QuicTransport {
             let _ = tokio::time::timeout(StdDuration::from_secs(1), endpoint.wait_idle()).await;
         })
     }
+}
+
+/// Why a dial failed, for the driver's join report ([`ContactFailure`]),
+/// inside the I/O error it logs.
+fn connect_failure(error: quinn::ConnectionError) -> io::Error {
+    use quinn::ConnectionError as E;
+    // QUIC carries a TLS alert as a "crypto" error code, 0x100 plus the
+    // alert.
+    let alert = |code: quinn::TransportErrorCode| {
+        let code = u64::from(code);
+        (0x100..0x200)
+            .contains(&code)
+            .then(|| rustls::AlertDescription::from((code & 0xff) as u8))
+    };
+    let failure = match &error {
+        // Our own TLS refused the contact: rustls's reason.
+        E::TransportError(e) if alert(e.code).is_some() => ContactFailure::TlsRefused(e.reason.clone()),
+        // The contact's TLS refused us: the alert it sent.
+        E::ConnectionClosed(close) => match alert(close.error_code) {
+            Some(alert) => ContactFailure::TlsRefused(format!("received fatal alert: {alert:?}")),
+            None => ContactFailure::HungUp(error.to_string()),
+        },
+        // Nothing answered the handshake: no QUIC endpoint there (a closed
+        // UDP port, or a TCP node's port), or no route.
+        E::TimedOut => ContactFailure::Unreachable("no answer to the QUIC handshake".into()),
+        E::ApplicationClosed(_) | E::Reset => ContactFailure::HungUp(error.to_string()),
+        _ => ContactFailure::Unreachable(error.to_string()),
+    };
+    let kind = io::Error::from(error).kind();
+    io::Error::new(kind, failure)
 }
 
 /// Binds the endpoint and starts the node on the current tokio runtime.

@@ -73,8 +73,8 @@ pub use epidemic_driver;
 pub use epidemic_driver::certs::{CertError, ClusterCa, NodeCert};
 pub use epidemic_driver::tls::{TlsConfig, TlsError};
 pub use epidemic_driver::{
-    Change, ChangeExt, Delivery, DriverConfig, DriverStats, Error as HandleError, Events, Handle, IntoBytes, Lagged,
-    MembershipEvent, NodeStats,
+    Change, ChangeExt, ContactFailure, Delivery, DriverConfig, DriverStats, Error as HandleError, Events, Handle,
+    IntoBytes, JoinError, JoinWait, Lagged, MembershipEvent, NodeStats,
 };
 /// Runs a handle's future to completion on this thread, for code outside
 /// async (futures-lite's `block_on`).

@@ -145,6 +145,15 @@ impl<I: Identity> Membership<I> {
         }
     }
 
+    /// The contact of a HyParView join not answered yet (never for the
+    /// mesh, whose joins need no answer).
+    pub(crate) fn joining(&self) -> Option<&I> {
+        match self {
+            Membership::HyParView(h) => h.joining(),
+            Membership::Mesh(_) => None,
+        }
+    }
+
     /// The HyParView passive view (empty for the mesh).
     pub(crate) fn passive(&self) -> Vec<I> {
         match self {

@@ -373,6 +373,14 @@ impl<I: Identity> Node<I> {
         self.membership.neighbors()
     }
 
+    /// The contact of a join that has not been answered yet (HyParView;
+    /// always `None` in mesh mode). A join ends answered (the contact is a
+    /// neighbour) or failed (the contact is down, refused, or stayed silent
+    /// for `neighbor_timeout`); see [`Node::join`].
+    pub fn joining(&self) -> Option<&I> {
+        self.membership.joining()
+    }
+
     /// The HyParView passive view (empty in mesh mode).
     pub fn passive_view(&self) -> Vec<I> {
         self.membership.passive()

@@ -36,6 +36,12 @@ pub(crate) enum Command {
     Leave {
         reply: oneshot::Sender<()>,
     },
+    /// Answered once the node has the neighbours asked for, or at the
+    /// wait's timeout (see [`crate::Handle::joined`]).
+    Joined {
+        wait: crate::JoinWait,
+        reply: oneshot::Sender<Result<(), crate::JoinError>>,
+    },
     /// A put (`value: Some`) or a delete (`value: None`).
     Put {
         prefix: FullPrefix,
@@ -80,9 +86,11 @@ impl Core {
                 let _ = reply.send(r);
             }
             Command::Join { contacts, reply } => {
+                self.joins.remember(&contacts, self.ctx.shared.identity);
                 self.node.join(now, contacts);
                 let _ = reply.send(());
             }
+            Command::Joined { wait, reply } => self.on_joined(now, wait, reply),
             Command::Leave { reply } => {
                 self.node.leave(now);
                 let _ = reply.send(());
@@ -143,6 +151,8 @@ impl Core {
         let now = self.now();
         self.node.leave(now);
         self.drain();
+        // Waiting for a join is over: dropping the waits answers `Shutdown`.
+        self.joins.stop();
         self.stopping = Some(Stopping {
             deadline: now + self.config.linger,
             waiters: reply.into_iter().collect(),

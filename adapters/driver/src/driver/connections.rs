@@ -9,6 +9,7 @@
 use super::Core;
 use super::link_table::{DialOutcome, Inbound};
 use crate::codec::{Ack, Hello};
+use crate::joined::ContactFailure;
 use crate::link::{self, CloseMode, Closed, ConnId, Decision, DialFailure, Input};
 use crate::oneshot;
 use crate::queue::{PushError, Queue};
@@ -140,7 +141,17 @@ impl Core {
                 incarnation,
                 reply,
             } => self.on_outbound(conn, peer, incarnation, reply),
-            Input::DialFailed { conn, peer, why } => self.on_dial_failed(conn, peer, why),
+            Input::DialFailed {
+                conn,
+                peer,
+                why,
+                reason,
+            } => {
+                if let Some(reason) = reason {
+                    self.joins.failed(peer, reason);
+                }
+                self.on_dial_failed(conn, peer, why)
+            }
             Input::HandshakeFailed { conn } => {
                 self.handshakes.done(conn);
                 self.links.remove_conn(conn);
@@ -178,6 +189,7 @@ impl Core {
             self.closers.insert(conn, close_tx);
         }
         self.stats.links_opened += 1;
+        self.joins.answered(peer);
         tracing::info!(%peer, incarnation, dialed, "link up");
         if opened.report_down() {
             // The old incarnation is gone: the node must hear so before it
@@ -252,7 +264,15 @@ impl Core {
         let now = self.now();
         self.stats.frames_received += 1;
         self.links.touch(peer, now);
-        if let Err(error) = self.node.handle_frame(now, peer, &frame) {
+        let joining = self.joining_through(peer);
+        let handled = self.node.handle_frame(now, peer, &frame);
+        if joining {
+            // Only a `Disconnect` from the contact ends a join unanswered.
+            self.join_ended(peer, || {
+                ContactFailure::RefusedByPeer("it refused the join (or is leaving)".into())
+            });
+        }
+        if let Err(error) = handled {
             tracing::warn!(%peer, %error, len = frame.len(), "closing the link: the node refused a frame");
             // A frame the node refuses closes its link (and nothing else).
             self.close_conn(conn, CloseMode::Abort);
@@ -287,7 +307,11 @@ impl Core {
         tracing::info!(%peer, ?how, "link down");
         let pending = self.pending(peer);
         if failed || (how == Closed::Goodbye && self.gone_after_goodbye(peer)) {
+            let joining = self.joining_through(peer);
             self.report_down(peer);
+            if joining {
+                self.join_link_closed(peer, how);
+            }
         }
         // Frames still queued (or queued by the node's reaction to the
         // failure) go out on a new link: reconnection is on demand.
