@@ -128,6 +128,11 @@ impl<O: Hash + Eq + Clone> Seen<O> {
         self.above
     }
 
+    /// Entries held: origins, and numbers above their floors.
+    pub(crate) fn size(&self) -> usize {
+        self.origins.len() + self.above
+    }
+
     fn compact(&mut self) {
         if self.order.len() > 2 * self.above + SLACK {
             let origins = &self.origins;

@@ -398,6 +398,7 @@ impl<I: Identity> Node<I> {
         let mut s = self.stats.clone();
         s.plumtree = self.plumtree.stats();
         s.message_cache = self.cache.len();
+        s.seen_ids = self.cache.seen_len();
         s.metadata = self.metadata.stats();
         s.metadata_plumtree = self.metadata.plumtree().stats();
         s.channels = self

@@ -101,6 +101,11 @@ pub struct Stats {
     pub plumtree: broadcast::Stats,
     /// Broadcasts held by the plain-message cache.
     pub message_cache: usize,
+    /// Origins, and their out-of-order sequence numbers, held for exact
+    /// duplicate detection of plain broadcasts; at most eight times
+    /// [`Config::message_cache`](super::Config::message_cache) (four times
+    /// each).
+    pub seen_ids: usize,
     /// The metadata store's counters.
     pub metadata: metadata::Stats,
     /// The metadata broadcast engine's counters and structure sizes.

@@ -30,6 +30,11 @@ impl<I: Identity> Store<I> {
     pub(super) fn len(&self) -> usize {
         self.cache.len()
     }
+
+    /// Entries of the exact seen set.
+    pub(super) fn seen_len(&self) -> usize {
+        self.seen.size()
+    }
 }
 
 impl<I: Identity> Handler<BroadcastId<I>> for Store<I> {
