@@ -22,20 +22,42 @@
 //! end of input (or with `--no-stdin`) the node keeps serving; SIGINT or
 //! SIGTERM leaves the cluster gracefully and exits. Neighbours coming and
 //! going are reported on stderr.
+//!
+//! With `--json` (or `json = true` in the config file) every input line is
+//! one JSON object and so is every output line; byte fields are a string
+//! or `{"b64":"..."}`, and an `"id"` is echoed:
+//!
+//! ```text
+//! {"id":1,"op":"put","prefix":"app/users","key":"alice smith","value":"admin"}
+//! {"id":1,"ok":true}
+//! {"id":2,"op":"get","prefix":"app/users","key":"alice smith"}
+//! {"found":true,"id":2,"ok":true,"values":["admin"]}
+//! {"op":"frobnicate"}
+//! {"error":"unknown op \"frobnicate\"; {\"op\":\"help\"} lists them","ok":false}
+//! ```
+//!
+//! Ops: `put` (prefix, key, value), `get` and `delete` (prefix, key),
+//! `members`, `broadcast` (payload), `subscribe` (prefix), `add-member`
+//! and `remove-member` (addr), `stats` (every counter), `help`. Events come
+//! as `{"event":"delivered","payload":..}`, `{"event":"changed","prefix":..,
+//! "key":..,"source":"local|broadcast|anti_entropy","value":.. or null,
+//! "siblings":N}` and `{"event":"lagged","stream":"subscribe|deliveries",
+//! "missed":N}`. See [`json`] for the details.
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use epidemic_core::metadata::FullPrefix;
+use command::{Answer, Event, Request, Stream};
 use epidemic_driver::tls::TlsConfig;
-use epidemic_driver::{Handle, JoinError, JoinWait, MembershipEvent};
+use epidemic_driver::{Change, Events, Handle, JoinError, JoinWait, MembershipEvent};
 use futures_lite::future::block_on;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod command;
 mod file;
+mod json;
 mod lines;
 
 use file::NodeFile;
@@ -60,6 +82,11 @@ pub(crate) enum Transport {
 /// object with its siblings 256 KiB, prefix + subprefix + key 1,024 bytes
 /// (prefix and subprefix 255 each), 1,000,000 keys, a frame 1 MiB, a
 /// command line 256 KiB.
+///
+/// With `--json`, every stdin line is one JSON object and so is every
+/// stdout line: `{"id":1,"op":"get","prefix":"app/users","key":"alice"}`
+/// answers `{"found":true,"id":1,"ok":true,"values":["admin"]}`. Bytes are
+/// a string or `{"b64":"..."}`; `{"op":"help"}` lists the ops.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
     /// A TOML file of options; `--print-config` shows every one of them.
@@ -112,6 +139,12 @@ pub(crate) struct NodeArgs {
     /// keeps serving after that too.
     #[arg(long)]
     no_stdin: bool,
+    /// Machine-readable stdin and stdout: one JSON object per line, e.g.
+    /// `{"id":1,"op":"put","prefix":"app/users","key":"alice","value":"admin"}`
+    /// answers `{"id":1,"ok":true}`; `{"op":"help"}` lists the ops. Bytes
+    /// are a string or `{"b64":"..."}`.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Logs go to stderr, filtered by `--log`, else `RUST_LOG`, else `info`.
@@ -161,6 +194,7 @@ impl NodeArgs {
             }
         }
         file.insecure_tcp |= self.insecure_tcp;
+        file.json |= self.json;
         Ok(file)
     }
 }
@@ -237,183 +271,100 @@ fn start(args: &NodeFile) -> anyhow::Result<Running> {
     }
 }
 
-/// `prefix` or `prefix/subprefix`.
-fn parse_prefix(s: &str) -> FullPrefix {
-    match s.split_once('/') {
-        Some((p, sub)) => FullPrefix::new(p, sub),
-        None => FullPrefix::new(s, ""),
-    }
-}
-
-/// Splits off the first whitespace-separated word.
-fn word(s: &str) -> Option<(&str, &str)> {
-    let s = s.trim_start();
-    if s.is_empty() {
-        return None;
-    }
-    Some(s.split_once(char::is_whitespace).unwrap_or((s, "")))
-}
-
-/// What `help` answers.
-const HELP: &str = "\
-put PREFIX KEY VALUE   write VALUE (the rest of the line); ok once on disk
-get PREFIX KEY         the value, its siblings one per line, or not_found
-delete PREFIX KEY      delete the key; ok once on disk
-members                the known members, this node included
-broadcast TEXT         send TEXT to every node (printed there as `delivered TEXT`)
-subscribe PREFIX       print `changed PREFIX KEY SOURCE VALUE` for every change under PREFIX
-add-member ADDR        (mesh mode) make ADDR a member
-remove-member ADDR     (mesh mode) remove ADDR; not_a_member if it was none
-stats                  the main counters on one line
-stats json             every counter of the core and the driver
-help                   this list
-PREFIX is prefix or prefix/subprefix.";
-
-/// Runs one command line; returns the answer lines.
-fn execute(handle: &Handle, line: &str) -> Vec<String> {
-    match run_command(handle, line) {
-        Ok(lines) => lines,
-        Err(e) => vec![format!("error: {e:#}")],
-    }
-}
-
-fn run_command(handle: &Handle, line: &str) -> anyhow::Result<Vec<String>> {
-    let Some((command, rest)) = word(line) else {
-        return Ok(Vec::new());
+/// Prints `event` as a line of the mode.
+fn print_event(json: bool, event: &Event) -> bool {
+    let line = if json {
+        json::event(event)
+    } else {
+        command::event_text(event)
     };
-    let usage = |u: &str| anyhow::anyhow!("usage: {u}");
-    match command {
-        "put" => {
-            let (prefix, rest) = word(rest).ok_or_else(|| usage("put PREFIX KEY VALUE"))?;
-            let (key, value) = word(rest).ok_or_else(|| usage("put PREFIX KEY VALUE"))?;
-            let value = value.trim_start();
-            block_on(handle.put(&parse_prefix(prefix), key, value, None))?;
-            Ok(vec!["ok".into()])
-        }
-        "get" => {
-            let (prefix, rest) = word(rest).ok_or_else(|| usage("get PREFIX KEY"))?;
-            let (key, _) = word(rest).ok_or_else(|| usage("get PREFIX KEY"))?;
-            let read = block_on(handle.get(&parse_prefix(prefix), key))?;
-            let values: Vec<String> = read
-                .iter()
-                .flat_map(|r| r.live())
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .collect();
-            Ok(if values.is_empty() {
-                vec!["not_found".into()]
-            } else {
-                values
-            })
-        }
-        "delete" => {
-            let (prefix, rest) = word(rest).ok_or_else(|| usage("delete PREFIX KEY"))?;
-            let (key, _) = word(rest).ok_or_else(|| usage("delete PREFIX KEY"))?;
-            block_on(handle.delete(&parse_prefix(prefix), key, None))?;
-            Ok(vec!["ok".into()])
-        }
-        "help" => Ok(HELP.lines().map(str::to_owned).collect()),
-        "broadcast" => {
-            let text = rest.trim_start();
-            if text.is_empty() {
-                return Err(usage("broadcast TEXT"));
-            }
-            block_on(handle.broadcast(text))?;
-            Ok(vec!["ok".into()])
-        }
-        "add-member" | "remove-member" => {
-            let (addr, _) = word(rest).ok_or_else(|| usage("add-member ADDR | remove-member ADDR"))?;
-            let addr: SocketAddr = addr.parse().with_context(|| format!("{addr:?} is not an address"))?;
-            if command == "add-member" {
-                block_on(handle.add_member(addr))?;
-                Ok(vec!["ok".into()])
-            } else {
-                let was = block_on(handle.remove_member(addr))?;
-                Ok(vec![if was { "ok" } else { "not_a_member" }.into()])
+    command::emit(&[line])
+}
+
+/// Prints each change of a subscription, from a thread of its own.
+fn watch_changes(json: bool, mut changes: Events<Change>) {
+    std::thread::spawn(move || {
+        while let Some(change) = changes.blocking_next() {
+            let event = match change {
+                Ok(c) => Event::Changed(c),
+                Err(lagged) => Event::Lagged {
+                    stream: Stream::Subscribe,
+                    missed: lagged.0,
+                },
+            };
+            if !print_event(json, &event) {
+                return;
             }
         }
-        "subscribe" => {
-            let (prefix, _) = word(rest).ok_or_else(|| usage("subscribe PREFIX"))?;
-            let mut changes = block_on(handle.subscribe(&parse_prefix(prefix)))?;
-            std::thread::spawn(move || {
-                while let Some(change) = changes.blocking_next() {
-                    match change {
-                        Ok(c) => println!(
-                            "changed {}/{} {} {:?} {}",
-                            String::from_utf8_lossy(c.prefix.prefix()),
-                            String::from_utf8_lossy(c.prefix.subprefix()),
-                            String::from_utf8_lossy(&c.key),
-                            c.source,
-                            c.resolved
-                                .as_deref()
-                                .map_or("<deleted>".into(), String::from_utf8_lossy),
-                        ),
-                        // Some changes went missing: `get` reads them again.
-                        Err(lagged) => println!("lagged {}", lagged.0),
-                    }
-                }
-            });
-            Ok(vec!["ok".into()])
+    });
+}
+
+/// Runs one request; a subscription starts printing its changes.
+fn run_request(handle: &Handle, json: bool, request: Request) -> anyhow::Result<Answer> {
+    let answer = command::execute(handle, request)?;
+    Ok(match answer {
+        Answer::Subscribed(changes) => {
+            watch_changes(json, changes);
+            Answer::Ok
         }
-        "members" => Ok(block_on(handle.members())?.into_iter().map(|m| m.to_string()).collect()),
-        "stats" if rest.trim() == "json" => Ok(vec![serde_json::to_string(&block_on(handle.stats())?)?]),
-        "stats" => {
-            let s = block_on(handle.stats())?;
-            let (n, d, m) = (&s.node, &s.driver, &s.node.metadata);
-            let neighbors = block_on(handle.neighbors())?.len();
-            Ok(vec![format!(
-                "neighbors={neighbors} frames_sent={} frames_received={} invalid_frames={} broadcasts_delivered={} \
-                 metadata_delivered={} keys={} tombstones={} puts={} deletes={} repaired={} exchanges_completed={} \
-                 exchanges_failed={} collected={} links_opened={} links_failed={} bad_input={} handshake_failures={} \
-                 queue_overflows={} dial_failures={} restored={} open_links={}",
-                n.sent.total().messages,
-                n.received.total().messages,
-                n.invalid_frames,
-                n.plumtree.delivered,
-                n.metadata_plumtree.delivered,
-                m.keys,
-                m.tombstones,
-                m.puts,
-                m.deletes,
-                m.repaired,
-                m.exchanges_completed,
-                m.exchanges_failed + m.exchanges_timed_out,
-                m.collected,
-                d.links_opened,
-                d.links_failed,
-                d.bad_input,
-                d.handshake_failures,
-                d.queue_overflows,
-                d.dial_failures,
-                d.restored,
-                d.open_links,
-            )])
-        }
-        other => bail!("unknown command {other:?}; `help` lists them"),
-    }
+        other => other,
+    })
+}
+
+/// Answers one text command line.
+fn answer_text(handle: &Handle, line: &str) -> Vec<String> {
+    let answered = command::parse_text(line).and_then(|request| match request {
+        Some(request) => command::answer_text(&run_request(handle, false, request)?),
+        None => Ok(Vec::new()),
+    });
+    answered.unwrap_or_else(|e| vec![format!("error: {e:#}")])
+}
+
+/// Answers one `--json` request line.
+fn answer_json(handle: &Handle, line: &str) -> Vec<String> {
+    let Some(parsed) = json::parse(line) else {
+        return Vec::new();
+    };
+    let id = parsed.id.as_ref();
+    let answered = parsed
+        .request
+        .and_then(|request| json::answer(id, &run_request(handle, true, request)?));
+    vec![answered.unwrap_or_else(|e| json::error(id, &e))]
 }
 
 /// Answers each command line of stdin on stdout, until the end of input.
-fn serve_stdin(handle: &Handle) {
+fn serve_stdin(handle: &Handle, json: bool) {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let mut stdout = std::io::stdout();
     loop {
-        let answers = match lines::next_line(&mut input, lines::MAX_LINE) {
+        let refused = match lines::next_line(&mut input, lines::MAX_LINE) {
             Ok(None) => return,
-            Ok(Some(lines::Line::Text(line))) => execute(handle, &line),
-            Ok(Some(lines::Line::NotUtf8)) => vec!["error: the line is not UTF-8".to_owned()],
-            Ok(Some(lines::Line::TooLong)) => vec![format!("error: the line is longer than {} bytes", lines::MAX_LINE)],
+            Ok(Some(lines::Line::Text(line))) => {
+                let answers = if json {
+                    answer_json(handle, &line)
+                } else {
+                    answer_text(handle, &line)
+                };
+                if !command::emit(&answers) {
+                    return;
+                }
+                continue;
+            }
+            Ok(Some(lines::Line::NotUtf8)) => anyhow::anyhow!("the line is not UTF-8"),
+            Ok(Some(lines::Line::TooLong)) => anyhow::anyhow!("the line is longer than {} bytes", lines::MAX_LINE),
             Err(e) => {
                 tracing::warn!(error = %e, "reading stdin failed: no more commands");
                 return;
             }
         };
-        for answer in answers {
-            if writeln!(stdout, "{answer}").is_err() {
-                return;
-            }
+        let answer = if json {
+            json::error(None, &refused)
+        } else {
+            format!("error: {refused:#}")
+        };
+        if !command::emit(&[answer]) {
+            return;
         }
-        let _ = stdout.flush();
     }
 }
 
@@ -452,6 +403,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, "serving Prometheus metrics");
     }
     let args = &file;
+    let json = args.json;
     let node = start(args)?;
     let handle = node.handle().clone();
     eprintln!(
@@ -476,9 +428,15 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
     let mut deliveries = handle.deliveries();
     let watcher = std::thread::spawn(move || {
         while let Some(delivery) = deliveries.blocking_next() {
-            match delivery {
-                Ok(d) => println!("delivered {}", String::from_utf8_lossy(&d.payload)),
-                Err(lagged) => println!("lagged {}", lagged.0),
+            let event = match delivery {
+                Ok(d) => Event::Delivered(d.payload),
+                Err(lagged) => Event::Lagged {
+                    stream: Stream::Deliveries,
+                    missed: lagged.0,
+                },
+            };
+            if !print_event(json, &event) {
+                return;
             }
         }
     });
@@ -496,7 +454,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         let handle = handle.clone();
         // Commands until the end of input, then the node keeps serving:
         // under nohup, `&` or a supervisor, stdin is empty or closed.
-        std::thread::spawn(move || serve_stdin(&handle));
+        std::thread::spawn(move || serve_stdin(&handle, json));
     }
     if let Ok(Some(signal)) = signal.join() {
         tracing::info!(signal, "leaving the cluster");
@@ -504,18 +462,4 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
     node.shutdown_blocking()?;
     let _ = watcher.join();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_and_words_parse() {
-        assert_eq!(parse_prefix("app/users"), FullPrefix::new("app", "users"));
-        assert_eq!(parse_prefix("app"), FullPrefix::new("app", ""));
-        assert_eq!(word("  put a b c "), Some(("put", "a b c ")));
-        assert_eq!(word("members"), Some(("members", "")));
-        assert_eq!(word("   "), None);
-    }
 }

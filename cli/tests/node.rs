@@ -361,3 +361,96 @@ fn broadcasts_and_subscriptions_print_on_the_other_node() {
     n2.finish();
     n1.finish();
 }
+
+/// `--json`: two nodes replicate a binary value under a key with spaces,
+/// the subscriber prints a JSON `changed` event for it, ids are echoed,
+/// and malformed lines answer `ok:false` while the node goes on.
+#[test]
+fn json_mode_replicates_binary_values_and_reports_changes() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let data = |n: &str| dir.path().join(n).display().to_string();
+    let plain = ["--transport", "tcp", "--insecure-tcp", "--json"];
+    let mut n1 = node(&[&plain[..], &["--data", &data("n1")]].concat());
+    let mut n2 = node(&[&plain[..], &["--data", &data("n2"), "--join", &n1.addr]].concat());
+    let parse = |line: &str| -> Value { serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")) };
+    // The one answer to a line, events (a late change) left aside.
+    let answer = |n: &mut Proc, line: &str| -> Value {
+        let answers: Vec<Value> = n
+            .ask(line)
+            .iter()
+            .map(|l| parse(l))
+            .filter(|v| v.get("event").is_none())
+            .collect();
+        assert_eq!(answers.len(), 1, "{line}: {answers:?}");
+        answers.into_iter().next().unwrap()
+    };
+    let ask = |n: &mut Proc, request: Value| -> Value { answer(n, &request.to_string()) };
+    let members = |n: &mut Proc| ask(n, json!({"op": "members"}))["members"].as_array().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while members(&mut n2) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(members(&mut n2), 2, "n2 joined");
+    assert_eq!(
+        ask(&mut n2, json!({"id": "s", "op": "subscribe", "prefix": "app/users"})),
+        json!({"id": "s", "ok": true})
+    );
+    let binary = json!({"b64": "AP8BeA=="});
+    assert_eq!(
+        ask(
+            &mut n1,
+            json!({"id": 1, "op": "put", "prefix": "app/users", "key": "alice smith", "value": binary})
+        ),
+        json!({"id": 1, "ok": true})
+    );
+    // The subscriber's event, on a line of its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let changed = loop {
+        let line = n2
+            .stdout
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a changed event");
+        let event = parse(&line);
+        if event["event"] == "changed" {
+            break event;
+        }
+    };
+    assert_eq!(changed["prefix"], "app/users", "{changed}");
+    assert_eq!(changed["key"], "alice smith", "{changed}");
+    assert_eq!(changed["value"], binary, "{changed}");
+    assert_eq!(changed["siblings"], 1, "{changed}");
+    assert!(
+        ["broadcast", "anti_entropy"].contains(&changed["source"].as_str().unwrap()),
+        "{changed}"
+    );
+    let got = ask(
+        &mut n2,
+        json!({"id": [2], "op": "get", "prefix": "app/users", "key": "alice smith"}),
+    );
+    assert_eq!(got, json!({"id": [2], "ok": true, "found": true, "values": [binary]}));
+    let missing = ask(&mut n2, json!({"op": "get", "prefix": "app/users", "key": "nobody"}));
+    assert_eq!(missing, json!({"ok": true, "found": false, "values": []}));
+    // Malformed lines: an ok:false answer each, and the node goes on.
+    for bad in [
+        "{not json",
+        r#"{"id":9,"op":"frobnicate"}"#,
+        r#"{"op":"put","prefix":"a"}"#,
+    ] {
+        let answer = answer(&mut n2, bad);
+        assert_eq!(answer["ok"], false, "{bad}: {answer}");
+        assert!(answer["error"].is_string(), "{bad}: {answer}");
+    }
+    {
+        let stdin = n2.stdin.as_mut().unwrap();
+        stdin.write_all(b"{\"op\":\"get\",\"key\":\"\xff\"}\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    let answer = parse(&n2.stdout.recv_timeout(Duration::from_secs(20)).unwrap());
+    assert_eq!(answer, json!({"ok": false, "error": "the line is not UTF-8"}));
+    let stats = ask(&mut n2, json!({"op": "stats"}));
+    assert!(stats["stats"]["node"]["metadata"]["keys"].as_u64().is_some(), "{stats}");
+    assert_eq!(members(&mut n2), 2);
+    n2.finish();
+    n1.finish();
+}

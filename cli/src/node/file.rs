@@ -9,6 +9,7 @@
 //! cert = "certs/node-1.pem"
 //! key = "certs/node-1.key"
 //! ca = "certs/ca.pem"
+//! json = false                  # --json: JSON lines on stdin and stdout
 //!
 //! [driver]                      # epidemic_driver::DriverConfig
 //! idle_timeout = "30s"
@@ -51,6 +52,8 @@ pub(crate) struct NodeFile {
     pub(crate) ca: Option<PathBuf>,
     /// TCP without TLS, for local trials.
     pub(crate) insecure_tcp: bool,
+    /// Stdin and stdout as one JSON object per line (`--json`).
+    pub(crate) json: bool,
     /// The driver's and the node's settings.
     pub(crate) driver: DriverConfig,
 }
@@ -66,6 +69,7 @@ impl Default for NodeFile {
             key: None,
             ca: None,
             insecure_tcp: false,
+            json: false,
             driver: DriverConfig::default(),
         }
     }
@@ -116,6 +120,7 @@ mod tests {
             data = "d"
             transport = "tcp"
             insecure_tcp = true
+            json = true
 
             [driver]
             idle_timeout = "45s"
@@ -132,6 +137,7 @@ mod tests {
         assert_eq!(file.join.len(), 2);
         assert_eq!(file.transport, Transport::Tcp);
         assert!(file.insecure_tcp);
+        assert!(file.json);
         assert_eq!(file.driver.idle_timeout, Duration::from_secs(45));
         assert_eq!(file.driver.linger, DriverConfig::default().linger);
         assert!(matches!(
