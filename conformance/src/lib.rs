@@ -3,7 +3,8 @@
 //! One scenario suite, written once against the [`Cluster`] trait and run
 //! over every adapter, the way rustls runs one API suite per crypto
 //! provider: [`suite!`] stamps out one `#[test]` per scenario for a given
-//! cluster constructor.
+//! cluster constructor, and [`mesh_suite!`] the mesh-mode scenarios for a
+//! constructor of full-mesh clusters.
 //!
 //! Two smaller suites cover what only real nodes have, written once
 //! against the [`Launcher`](net::Launcher) and stamped out per transport:
@@ -14,10 +15,10 @@
 //!
 //! | instance | time | nodes | suites | file |
 //! |---|---|---|---|---|
-//! | [`mem::MemCluster`] | virtual | 20 | `suite!` (plus partitions) | `tests/mem.rs` |
-//! | [`net::NetCluster`] over [`tcp::Tcp`] (mutual TLS) | real, loopback | 8 | `suite!`, `durability_suite!`, `credentials_suite!` (plus bytes that are not TLS) | `tests/tcp.rs` |
-//! | [`net::NetCluster`] over [`tcp::Tcp`] (plaintext) | real, loopback | 8 | `suite!`, `durability_suite!` | `tests/tcp_plaintext.rs` |
-//! | [`net::NetCluster`] over [`quic::Quic`] | real, loopback | 8 | `suite!`, `durability_suite!`, `credentials_suite!` | `tests/quic.rs` |
+//! | [`mem::MemCluster`] | virtual | 20 | `suite!`, `mesh_suite!` (plus partitions) | `tests/mem.rs` |
+//! | [`net::NetCluster`] over [`tcp::Tcp`] (mutual TLS) | real, loopback | 8 | `suite!`, `mesh_suite!`, `durability_suite!`, `credentials_suite!` (plus bytes that are not TLS) | `tests/tcp.rs` |
+//! | [`net::NetCluster`] over [`tcp::Tcp`] (plaintext) | real, loopback | 8 | `suite!`, `mesh_suite!`, `durability_suite!` | `tests/tcp_plaintext.rs` |
+//! | [`net::NetCluster`] over [`quic::Quic`] | real, loopback | 8 | `suite!`, `mesh_suite!`, `durability_suite!`, `credentials_suite!` | `tests/quic.rs` |
 //!
 //! Real-network instances bind `127.0.0.1:0` only, wait for every
 //! condition by polling with a bounded timeout (never by asserting how long
@@ -61,10 +62,29 @@
 //!   and it restarts with its store (as an application's store would
 //!   survive) and gets what it missed through the handler's exchange
 //!   (the channel announces nothing to neighbours that come up);
+//! - **subscriptions**: a subscriber sees one change per write under its
+//!   prefix, with the key, the resolved value and how it came (a broadcast
+//!   for another node's write, local for its own), a delete as no value,
+//!   and nothing for another prefix;
+//! - **CRDT prefix**: three nodes increment one PN-counter of a prefix
+//!   every node names in its configuration, in turn and without waiting;
+//!   every node converges on the exact sum with one sibling;
 //! - **bad input** from a raw connection: garbage bytes, a length prefix of
 //!   4 GiB, a wrong protocol version, a record cut off half-way, a frame cut
 //!   off half-way. Each closes that connection; the node keeps its
 //!   neighbours and keeps delivering in both directions.
+//!
+//! The mesh-mode scenarios ([`mesh_suite!`], nodes in full-mesh
+//! membership):
+//!
+//! - **mesh membership**: nodes form a mesh through one contact and each
+//!   lists every member; a node added at one member becomes a member
+//!   everywhere; a node removed at one member is dropped everywhere, and
+//!   its metadata writes are no longer accepted;
+//! - **tombstone collection**: a deleted key's tombstone is not collected
+//!   while a member is down; that member returns from its disk holding the
+//!   deleted value, the tombstone is collected on every node and the key
+//!   stays absent; a new write to it spreads as any write does.
 //!
 //! The durability tests ([`durability`]):
 //!
@@ -88,7 +108,7 @@
 //!   opens.
 
 use bytes::Bytes;
-use epidemic_core::metadata::{Context, FullPrefix};
+use epidemic_core::metadata::{self, Change, Context, FullPrefix};
 use epidemic_core::node::{ChannelConfig, ChannelHandler, ChannelId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -222,6 +242,44 @@ pub trait Cluster {
     /// took it.
     fn broadcast_on(&mut self, ix: usize, channel: ChannelId, id: Bytes, payload: Bytes) -> bool;
 
+    /// The members node `ix` knows ([`Node::members`](epidemic_core::Node::members)),
+    /// itself included, as node numbers; a member outside the cluster is
+    /// `usize::MAX`.
+    fn members(&mut self, ix: usize) -> Vec<usize>;
+
+    /// Mesh mode: node `ix` adds node `member` to the cluster
+    /// ([`Node::add_member`](epidemic_core::Node::add_member)); true if the
+    /// node took it.
+    fn add_member(&mut self, ix: usize, member: usize) -> bool;
+
+    /// Mesh mode: node `ix` removes node `member` from the cluster
+    /// ([`Node::remove_member`](epidemic_core::Node::remove_member)); true
+    /// if the node took it.
+    fn remove_member(&mut self, ix: usize, member: usize) -> bool;
+
+    /// Deletes `key` at node `ix` with the context of the node's own read
+    /// (so the tombstone supersedes every sibling it holds); true once
+    /// acknowledged durable.
+    fn delete(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> bool;
+
+    /// Node `ix`'s metadata counters; `None` if it is not running.
+    fn metadata_stats(&mut self, ix: usize) -> Option<metadata::Stats>;
+
+    /// Subscribes node `ix` to changes under `prefix`; returns the
+    /// subscription's number for [`Cluster::changes`].
+    fn subscribe(&mut self, ix: usize, prefix: &FullPrefix) -> usize;
+
+    /// The changes subscription `sub` received since the last call, in
+    /// order. Panics if some went missing (a lag).
+    fn changes(&mut self, sub: usize) -> Vec<Change<Self::Identity>>;
+
+    /// Read-modify-write at node `ix` of the
+    /// [`PNCounter`](epidemic_core::crdt::PNCounter) under `key` (a
+    /// [`typed`](epidemic_core::node::typed) value, the default if absent):
+    /// one increment by the node's identity, written with the read's
+    /// context. True once acknowledged durable.
+    fn increment(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> bool;
+
     /// Lets time pass until `cond` holds or `limit` has passed (virtual time
     /// on the bus, wall time on real networks); returns whether it held.
     fn wait_until(&mut self, limit: Duration, cond: impl FnMut(&mut Self) -> bool) -> bool;
@@ -320,6 +378,16 @@ macro_rules! suite {
         }
 
         #[test]
+        fn a_subscriber_sees_each_change_under_its_prefix_only() {
+            $crate::scenarios::subscriptions(&mut $make);
+        }
+
+        #[test]
+        fn racing_increments_of_a_crdt_prefix_converge_on_the_sum() {
+            $crate::scenarios::crdt_counter(&mut $make);
+        }
+
+        #[test]
         fn garbage_bytes_close_the_link_only() {
             $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::Garbage);
         }
@@ -342,6 +410,27 @@ macro_rules! suite {
         #[test]
         fn frame_cut_off_half_way_closes_the_link_only() {
             $crate::scenarios::bad_input(&mut $make, $crate::scenarios::BadInput::CutFrame);
+        }
+    };
+}
+
+/// Stamps out the mesh-mode scenarios ([`scenarios::stores`]) for the
+/// cluster of full-mesh nodes built by `$make`.
+///
+/// ```text
+/// epidemic_conformance::mesh_suite!(epidemic_conformance::mem::MemCluster::mesh(7));
+/// ```
+#[macro_export]
+macro_rules! mesh_suite {
+    ($make:expr) => {
+        #[test]
+        fn mesh_members_are_added_and_removed_everywhere() {
+            $crate::scenarios::mesh_membership(&mut $make);
+        }
+
+        #[test]
+        fn tombstones_are_collected_everywhere_and_stay_collected() {
+            $crate::scenarios::tombstone_gc(&mut $make);
         }
     };
 }

@@ -9,10 +9,12 @@
 use crate::{Cluster, Recv};
 use bytes::Bytes;
 use epidemic_core::Duration as CoreDuration;
-use epidemic_core::metadata::{Context, FullPrefix};
+use epidemic_core::crdt::PNCounter;
+use epidemic_core::metadata::{self, Change, Context, FullPrefix, SubscriptionId};
 use epidemic_core::node::typed;
 use epidemic_core::node::{BroadcastId, ChannelConfig, ChannelHandler, ChannelId, Config, LinkEvent};
 use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, Hello, encode_record};
+use epidemic_mem::Observation;
 use epidemic_mem::{Bus, BusConfig, Id};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,6 +35,10 @@ struct Raw {
 /// A [`Bus`] of nodes with the default configuration.
 pub struct MemCluster {
     bus: Bus,
+    config: Config,
+    /// Subscriptions: the node and its id for each, and what each received.
+    subs: Vec<(Id, SubscriptionId)>,
+    received: Vec<Vec<Change<Id>>>,
     raws: Vec<Raw>,
     refused: Vec<u64>,
     scale: usize,
@@ -41,8 +47,20 @@ pub struct MemCluster {
 impl MemCluster {
     /// An empty bus seeded with `seed`; scenarios use 20 nodes.
     pub fn new(seed: u64) -> Self {
+        Self::with_config(seed, crate::scenarios::node_config(false))
+    }
+
+    /// An empty bus of nodes in full-mesh membership, seeded with `seed`.
+    pub fn mesh(seed: u64) -> Self {
+        Self::with_config(seed, crate::scenarios::node_config(true))
+    }
+
+    fn with_config(seed: u64, config: Config) -> Self {
         MemCluster {
             bus: Bus::new(BusConfig::seeded(seed)),
+            config,
+            subs: Vec::new(),
+            received: Vec::new(),
             raws: Vec::new(),
             refused: Vec::new(),
             scale: 20,
@@ -85,7 +103,7 @@ impl Cluster for MemCluster {
 
     fn add_node(&mut self) -> usize {
         self.refused.push(0);
-        self.bus.add_nodes(1, &Config::default()) as usize
+        self.bus.add_nodes(1, &self.config) as usize
     }
 
     fn join(&mut self, ix: usize, contact: usize) {
@@ -221,6 +239,86 @@ impl Cluster for MemCluster {
     fn broadcast_on(&mut self, ix: usize, channel: ChannelId, id: Bytes, payload: Bytes) -> bool {
         self.bus
             .with_node(ix as Id, |n, now| n.broadcast_on(now, channel, id, payload).is_ok())
+            .unwrap_or(false)
+    }
+
+    fn members(&mut self, ix: usize) -> Vec<usize> {
+        self.bus
+            .node(ix as Id)
+            .map(|n| n.members().into_iter().map(|m| m as usize).collect())
+            .unwrap_or_default()
+    }
+
+    fn add_member(&mut self, ix: usize, member: usize) -> bool {
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                n.add_member(now, member as Id);
+                n.is_member(&(member as Id))
+            })
+            .unwrap_or(false)
+    }
+
+    fn remove_member(&mut self, ix: usize, member: usize) -> bool {
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                n.remove_member(now, member as Id);
+                !n.is_member(&(member as Id))
+            })
+            .unwrap_or(false)
+    }
+
+    fn delete(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> bool {
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                let context = n.get(prefix, key.as_bytes()).map(|r| r.into_context());
+                n.delete(now, prefix, key.as_bytes(), context.as_ref()).is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    fn metadata_stats(&mut self, ix: usize) -> Option<metadata::Stats> {
+        Some(self.bus.node(ix as Id)?.stats().metadata)
+    }
+
+    fn subscribe(&mut self, ix: usize, prefix: &FullPrefix) -> usize {
+        // The bus reports changes only while it observes.
+        self.bus.set_observing(true);
+        let id = self
+            .bus
+            .with_node(ix as Id, |n, _| n.subscribe(prefix.clone()))
+            .expect("a running node");
+        self.subs.push((ix as Id, id));
+        self.received.push(Vec::new());
+        self.subs.len() - 1
+    }
+
+    fn changes(&mut self, sub: usize) -> Vec<Change<Id>> {
+        for o in self.bus.take_observations() {
+            if let Observation::Changed { at, change } = o {
+                if let Some(i) = self
+                    .subs
+                    .iter()
+                    .position(|&(n, id)| n == at && id == change.subscription)
+                {
+                    self.received[i].push(change);
+                }
+            }
+        }
+        std::mem::take(&mut self.received[sub])
+    }
+
+    fn increment(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> bool {
+        self.bus
+            .with_node(ix as Id, |n, now| {
+                let context = n.get(prefix, key.as_bytes()).map(|r| r.into_context());
+                let mut counter: PNCounter<Id> = match n.get_resolved(prefix, key.as_bytes()) {
+                    Some(bytes) => typed::decode(&bytes).expect("a counter"),
+                    None => PNCounter::default(),
+                };
+                counter.increment(ix as Id);
+                let value = typed::encode(&counter).expect("a counter encodes");
+                n.put(now, prefix, key.as_bytes(), value, context.as_ref()).is_ok()
+            })
             .unwrap_or(false)
     }
 

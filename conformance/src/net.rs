@@ -3,9 +3,10 @@
 
 use crate::{Cluster, Recv};
 use bytes::Bytes;
-use epidemic_core::metadata::{Context, FullPrefix};
+use epidemic_core::crdt::PNCounter;
+use epidemic_core::metadata::{self, Context, FullPrefix};
 use epidemic_core::node::{BroadcastId, ChannelConfig, ChannelHandler, ChannelId};
-use epidemic_driver::{Delivery, Events, Handle};
+use epidemic_driver::{Change, Delivery, Events, Handle};
 use futures_lite::future::block_on;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -105,6 +106,7 @@ pub struct NetCluster<L: Launcher> {
     addrs: Vec<SocketAddr>,
     raws: Vec<Box<dyn RawConn>>,
     peers: Vec<Box<dyn RawPeer>>,
+    subs: Vec<Events<Change>>,
     duplicates: usize,
     scale: usize,
 }
@@ -121,6 +123,7 @@ impl<L: Launcher> NetCluster<L> {
             addrs: Vec::new(),
             raws: Vec::new(),
             peers: Vec::new(),
+            subs: Vec::new(),
             duplicates: 0,
             scale: 8,
         }
@@ -326,6 +329,59 @@ impl<L: Launcher> Cluster for NetCluster<L> {
         block_on(self.slots[ix].handle.broadcast_on(channel, id, payload)).is_ok()
     }
 
+    fn members(&mut self, ix: usize) -> Vec<usize> {
+        if !self.is_alive(ix) {
+            return Vec::new();
+        }
+        let addrs = block_on(self.slots[ix].handle.members()).unwrap_or_default();
+        addrs.iter().map(|a| self.index(a).unwrap_or(usize::MAX)).collect()
+    }
+
+    fn add_member(&mut self, ix: usize, member: usize) -> bool {
+        block_on(self.slots[ix].handle.add_member(self.addrs[member])).is_ok()
+    }
+
+    fn remove_member(&mut self, ix: usize, member: usize) -> bool {
+        block_on(self.slots[ix].handle.remove_member(self.addrs[member])).is_ok()
+    }
+
+    fn delete(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> bool {
+        let handle = &self.slots[ix].handle;
+        let Ok(read) = block_on(handle.get(prefix, key)) else {
+            return false;
+        };
+        block_on(handle.delete(prefix, key, read.map(|r| r.into_context()))).is_ok()
+    }
+
+    fn metadata_stats(&mut self, ix: usize) -> Option<metadata::Stats> {
+        if !self.is_alive(ix) {
+            return None;
+        }
+        Some(block_on(self.slots[ix].handle.stats()).ok()?.node.metadata)
+    }
+
+    fn subscribe(&mut self, ix: usize, prefix: &FullPrefix) -> usize {
+        let events = block_on(self.slots[ix].handle.subscribe(prefix)).expect("node running");
+        self.subs.push(events);
+        self.subs.len() - 1
+    }
+
+    fn changes(&mut self, sub: usize) -> Vec<Change> {
+        let mut out = Vec::new();
+        while let Some(change) = self.subs[sub].try_next() {
+            out.push(change.expect("the conformance suite reads every change"));
+        }
+        out
+    }
+
+    fn increment(&mut self, ix: usize, prefix: &FullPrefix, key: &str) -> bool {
+        let me = self.addrs[ix];
+        let update = self.slots[ix]
+            .handle
+            .update_typed::<PNCounter<SocketAddr>, _>(prefix, key, |c| c.increment(me));
+        block_on(update).is_ok()
+    }
+
     fn wait_until(&mut self, limit: Duration, mut cond: impl FnMut(&mut Self) -> bool) -> bool {
         let deadline = Instant::now() + limit;
         loop {
@@ -370,6 +426,7 @@ impl<L: Launcher> Cluster for NetCluster<L> {
     }
 
     fn stop(&mut self) {
+        self.subs.clear();
         self.raws.clear();
         self.peers.clear();
         for slot in &mut self.slots {

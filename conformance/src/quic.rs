@@ -22,6 +22,7 @@ pub const TEST_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Launches QUIC nodes with certificates from one CA.
 pub struct Quic {
     ca: ClusterCa,
+    mesh: bool,
 }
 
 impl Quic {
@@ -29,7 +30,19 @@ impl Quic {
     pub fn new() -> Self {
         Quic {
             ca: ClusterCa::generate().expect("a CA is generated"),
+            mesh: false,
         }
+    }
+
+    /// The same nodes in full-mesh membership.
+    pub fn mesh(mut self) -> Self {
+        self.mesh = true;
+        self
+    }
+
+    /// A cluster of QUIC nodes in full-mesh membership.
+    pub fn mesh_cluster() -> NetCluster<Quic> {
+        NetCluster::new(Self::new().mesh())
     }
 
     /// A cluster of QUIC nodes.
@@ -53,7 +66,7 @@ impl Quic {
         contacts: Vec<SocketAddr>,
     ) -> io::Result<QuicNode> {
         let mut config = QuicConfig::new(listen, tls);
-        config.driver = test_driver_config();
+        config.driver = test_driver_config(self.mesh);
         config.contacts = contacts;
         config.data_dir = Some(data_dir.to_path_buf());
         config.idle_timeout = TEST_IDLE_TIMEOUT.into();

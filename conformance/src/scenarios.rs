@@ -12,6 +12,37 @@ use epidemic_driver::codec::{Ack, FrameDecoder, HANDSHAKE_MAX, Hello, encode_rec
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+pub mod stores;
+
+pub use stores::{crdt_counter, mesh_membership, subscriptions, tombstone_gc};
+
+/// The prefix every conformance node names as a PN-counter CRDT
+/// ([`metadata::Config::crdts`](epidemic_core::metadata::Config::crdts)).
+pub fn counters() -> FullPrefix {
+    FullPrefix::new("conformance", "counters")
+}
+
+/// The node configuration of the scenarios: the defaults (or, with `mesh`,
+/// full-mesh membership for a handful of nodes, an anti-entropy exchange
+/// every second and a tombstone collection tick every half second instead of
+/// every ten), with [`counters`] a PN-counter prefix.
+pub fn node_config(mesh: bool) -> epidemic_core::node::Config {
+    use epidemic_core::metadata::{CrdtKind, CrdtPrefix};
+    let mut config = if mesh {
+        let mut config = epidemic_core::node::Config::mesh(stores::MESH_NODES + 1);
+        config.metadata.exchange_interval = epidemic_core::Duration::from_secs(1);
+        config.metadata.gc_interval = epidemic_core::Duration::from_millis(500);
+        config
+    } else {
+        epidemic_core::node::Config::default()
+    };
+    config.metadata.crdts = vec![CrdtPrefix {
+        prefix: counters(),
+        kind: CrdtKind::PnCounter,
+    }];
+    config
+}
+
 /// Longest wait for an overlay to form or heal, or a broadcast to spread.
 /// Generous: on loopback these take milliseconds (seconds where a crash is
 /// detected by QUIC's idle timeout); the bound only stops a broken run.

@@ -17,11 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The driver settings every real-network conformance node uses: the
-/// defaults, with a short linger so that stopping a cluster is quick, and a
-/// metadata anti-entropy exchange every second instead of every ten.
-pub fn test_driver_config() -> DriverConfig {
+/// defaults, with a short linger so that stopping a cluster is quick, a
+/// metadata anti-entropy exchange every second instead of every ten, and the
+/// scenarios' CRDT prefix ([`crate::scenarios::counters`]). With `mesh`,
+/// full-mesh membership ([`Config::mesh`](epidemic_core::node::Config::mesh))
+/// and a tombstone collection tick every half second instead of every ten.
+pub fn test_driver_config(mesh: bool) -> DriverConfig {
     let mut config = DriverConfig::default();
     config.linger = epidemic_core::Duration::from_millis(500);
+    config.node = crate::scenarios::node_config(mesh);
     config.node.metadata.exchange_interval = epidemic_core::Duration::from_secs(1);
     config
 }
@@ -30,6 +34,7 @@ pub fn test_driver_config() -> DriverConfig {
 /// from it.
 pub struct Tcp {
     ca: Option<ClusterCa>,
+    mesh: bool,
 }
 
 impl Tcp {
@@ -37,12 +42,29 @@ impl Tcp {
     pub fn tls() -> Self {
         Tcp {
             ca: Some(ClusterCa::generate().expect("a CA is generated")),
+            mesh: false,
         }
     }
 
     /// Nodes in plaintext.
     pub fn plaintext() -> Self {
-        Tcp { ca: None }
+        Tcp { ca: None, mesh: false }
+    }
+
+    /// The same nodes in full-mesh membership.
+    pub fn mesh(mut self) -> Self {
+        self.mesh = true;
+        self
+    }
+
+    /// A cluster of TLS nodes in full-mesh membership.
+    pub fn tls_mesh_cluster() -> NetCluster<Tcp> {
+        NetCluster::new(Self::tls().mesh())
+    }
+
+    /// A cluster of plaintext nodes in full-mesh membership.
+    pub fn plaintext_mesh_cluster() -> NetCluster<Tcp> {
+        NetCluster::new(Self::plaintext().mesh())
     }
 
     /// A cluster of TLS nodes.
@@ -74,6 +96,7 @@ fn credentials(ca: &ClusterCa) -> TlsConfig {
 fn start(
     listen: SocketAddr,
     tls: Option<TlsConfig>,
+    mesh: bool,
     data_dir: &Path,
     contacts: Vec<SocketAddr>,
 ) -> io::Result<TcpNode> {
@@ -81,7 +104,7 @@ fn start(
         Some(tls) => TcpConfig::tls(listen, tls),
         None => TcpConfig::insecure_plaintext(listen),
     };
-    config.driver = test_driver_config();
+    config.driver = test_driver_config(mesh);
     config.contacts = contacts;
     config.data_dir = Some(data_dir.to_path_buf());
     TcpNode::start(config).map_err(io::Error::other)
@@ -92,7 +115,7 @@ impl Launcher for Tcp {
 
     fn launch(&mut self, listen: SocketAddr, data_dir: &Path, contacts: Vec<SocketAddr>) -> io::Result<TcpNode> {
         let tls = self.ca.as_ref().map(credentials);
-        start(listen, tls, data_dir, contacts)
+        start(listen, tls, self.mesh, data_dir, contacts)
     }
 
     fn handle(node: &TcpNode) -> &Handle {
@@ -156,7 +179,7 @@ impl Credentials for Tcp {
     ) -> io::Result<TcpNode> {
         let _ = self.ca();
         let other = ClusterCa::generate().map_err(io::Error::other)?;
-        start(listen, Some(credentials(&other)), data_dir, contacts)
+        start(listen, Some(credentials(&other)), self.mesh, data_dir, contacts)
     }
 
     fn launch_plaintext(
@@ -166,7 +189,7 @@ impl Credentials for Tcp {
         contacts: Vec<SocketAddr>,
     ) -> Option<io::Result<TcpNode>> {
         let _ = self.ca();
-        Some(start(listen, None, data_dir, contacts))
+        Some(start(listen, None, self.mesh, data_dir, contacts))
     }
 
     fn raw_connect_anonymous(&mut self, addr: SocketAddr) -> Box<dyn RawConn> {

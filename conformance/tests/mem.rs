@@ -8,6 +8,7 @@ use epidemic_core::Duration;
 use std::time::Duration as StdDuration;
 
 epidemic_conformance::suite!(MemCluster::new(7));
+epidemic_conformance::mesh_suite!(MemCluster::mesh(7));
 
 /// A partition into two halves: each side keeps delivering within itself;
 /// once healed, the overlay is one again and broadcasts reach everyone.

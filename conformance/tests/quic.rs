@@ -4,6 +4,7 @@
 use epidemic_conformance::quic::Quic;
 
 epidemic_conformance::suite!(Quic::cluster());
+epidemic_conformance::mesh_suite!(Quic::mesh_cluster());
 epidemic_conformance::durability_suite!(Quic::new());
 epidemic_conformance::credentials_suite!(Quic::new());
 

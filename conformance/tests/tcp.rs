@@ -11,6 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::time::Instant;
 
 epidemic_conformance::suite!(Tcp::tls_cluster());
+epidemic_conformance::mesh_suite!(Tcp::tls_mesh_cluster());
 epidemic_conformance::durability_suite!(Tcp::tls());
 epidemic_conformance::credentials_suite!(Tcp::tls());
 

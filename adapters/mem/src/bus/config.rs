@@ -117,4 +117,12 @@ pub enum Observation {
         /// The object it held until then.
         object: Bytes,
     },
+    /// Node `at` emitted [`metadata::Event::Changed`](epidemic_core::metadata::Event::Changed):
+    /// a key under one of its subscriptions changed.
+    Changed {
+        /// The subscribing node.
+        at: Id,
+        /// The change.
+        change: epidemic_core::metadata::Change<Id>,
+    },
 }

@@ -80,6 +80,14 @@ impl Bus {
                         log.push(Observation::PutDurable { at: id, put: *put });
                     }
                 }
+                Event::Metadata(epidemic_core::metadata::Event::Changed(change)) => {
+                    if let Some(log) = &mut self.observations {
+                        log.push(Observation::Changed {
+                            at: id,
+                            change: change.clone(),
+                        });
+                    }
+                }
                 _ => {}
             }
         }

@@ -312,6 +312,7 @@ impl<'a> Runner<'a> {
                     self.log(format!("  node {at} collected k{k} holding {present:?}"));
                     self.history.collected(k, present);
                 }
+                Observation::Changed { .. } => {}
             }
         }
     }
