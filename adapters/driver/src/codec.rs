@@ -161,8 +161,11 @@ impl FrameDecoder {
         })?;
         if avail.len() < PREFIX_LEN + len {
             // Reserve for the announced body only now that it is known to
-            // be within the limit.
-            self.buf.reserve(PREFIX_LEN + len - avail.len());
+            // be within the limit, and at most one retained buffer's worth:
+            // the rest grows as it arrives, so a peer that announces a large
+            // record and stalls pins what it sent, not what it announced.
+            self.buf
+                .reserve((PREFIX_LEN + len - avail.len()).min(RETAINED_CAPACITY));
             return Ok(None);
         }
         let body = avail[PREFIX_LEN..PREFIX_LEN + len].to_vec();
@@ -322,6 +325,28 @@ mod tests {
         assert_eq!(d.next_record().unwrap().as_deref(), Some(&b"small"[..]));
         assert!(d.buf.capacity() <= RETAINED_CAPACITY);
     }
+    /// A peer that announces a large record and sends little of it pins
+    /// only what it sent (plus one read), not the announced length: 250
+    /// links each announcing 1 MiB and stalling once pinned 250 MiB.
+    #[test]
+    fn an_announced_record_reserves_only_what_arrived() {
+        let mut d = FrameDecoder::new(1 << 20);
+        let mut wire = Vec::new();
+        encode_record(&vec![7u8; 1 << 20], &mut wire);
+        d.extend(&wire[..100]);
+        assert_eq!(d.next_record().unwrap(), None);
+        assert!(
+            d.buf.capacity() <= 2 * RETAINED_CAPACITY,
+            "reserved {} bytes",
+            d.buf.capacity()
+        );
+        for chunk in wire[100..].chunks(64 * 1024) {
+            d.extend(chunk);
+            let _ = d.next_record().unwrap();
+        }
+        assert_eq!(d.buffered(), 0, "the whole record was taken");
+    }
+
     use futures_lite::future;
 
     #[test]
