@@ -296,19 +296,16 @@ impl Subscribers {
     /// Ends every stream after the items it already holds; streams opened
     /// from now on end at once.
     pub(crate) fn close(&mut self) {
+        fn close_all<T>(sinks: impl IntoIterator<Item = Sink<T>>) {
+            for s in sinks {
+                s.queue.close();
+            }
+        }
         self.closed = true;
-        for s in self.all.drain(..) {
-            s.queue.close();
-        }
-        for s in self.membership.drain(..) {
-            s.queue.close();
-        }
-        for s in self.deliveries.drain(..) {
-            s.queue.close();
-        }
-        for (_, s) in std::mem::take(&mut self.prefixes) {
-            s.queue.close();
-        }
+        close_all(self.all.drain(..));
+        close_all(self.membership.drain(..));
+        close_all(self.deliveries.drain(..));
+        close_all(std::mem::take(&mut self.prefixes).into_values());
     }
 }
 

@@ -147,14 +147,15 @@ impl<I: Identity> Core<I> {
         if owns_siblings {
             self.to_resolve.insert((prefix.clone(), key.clone()));
         }
-        let change = self.by_prefix.contains_key(prefix).then(|| {
+        // The subscriptions' ids are taken before `record` needs `self`.
+        let change = self.by_prefix.get(prefix).map(|subs| {
             let read = entry.object.read();
             let resolved = resolve(self.mergers.get(prefix), &entry.object, &read);
-            (read, resolved)
+            (subs.clone(), read, resolved)
         });
         let id = self.record(prefix, key, Some(encoded), put);
-        if let (Some(subs), Some((read, resolved))) = (self.by_prefix.get(prefix), change) {
-            for &subscription in subs {
+        if let Some((subs, read, resolved)) = change {
+            for subscription in subs {
                 self.events.push_back(Event::Changed(Change {
                     subscription,
                     prefix: prefix.clone(),
