@@ -358,7 +358,7 @@ impl Cluster for MemCluster {
         if self.raws[raw].closed {
             return;
         }
-        self.raws[raw].decoder.extend(bytes);
+        self.raws[raw].decoder.extend(bytes).unwrap();
         loop {
             let r = &mut self.raws[raw];
             let record = match r.decoder.next_record() {

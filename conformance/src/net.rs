@@ -51,7 +51,7 @@ pub fn serve_silently(
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(n) if !answered => {
-                decoder.extend(&buf[..n]);
+                decoder.extend(&buf[..n]).unwrap();
                 if let Ok(Some(_hello)) = decoder.next_record() {
                     let ack = crate::accept_record(identity);
                     if stream.write_all(&ack).and_then(|()| stream.flush()).is_err() {

@@ -157,7 +157,7 @@ async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, 
     let mut buf = [0u8; 4096];
     loop {
         match recv.read(&mut buf).await {
-            Ok(Some(n)) => decoder.extend(&buf[..n]),
+            Ok(Some(n)) => decoder.extend(&buf[..n]).unwrap(),
             _ => return,
         }
         if let Ok(Some(_hello)) = decoder.next_record() {

@@ -606,7 +606,7 @@ pub fn handshake_as<C: Cluster>(c: &mut C, raw: usize, identity: std::net::Socke
             Err(e) => panic!("bad handshake answer: {e}"),
         }
         match c.raw_recv(raw, CLOSE_LIMIT) {
-            Recv::Data(bytes) => decoder.extend(&bytes),
+            Recv::Data(bytes) => decoder.extend(&bytes).unwrap(),
             other => panic!("no answer to a valid hello: {other:?}"),
         }
     }

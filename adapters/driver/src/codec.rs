@@ -40,6 +40,8 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
@@ -71,6 +73,19 @@ pub enum FrameError {
     /// The handshake record is not a valid [`Hello`] or [`Ack`].
     #[error("bad handshake: {0}")]
     Handshake(&'static str),
+    /// Growing this link's partial record would take the node's
+    /// [`PartialBudget`] over its limit: what partial records hold across
+    /// all links is full, so this link is closed rather than the node's
+    /// memory grown. Not necessarily the peer's fault.
+    #[error(
+        "partial records across all links hold {held} bytes, and this one would take them over the budget of {limit}"
+    )]
+    OverBudget {
+        /// Bytes charged to the budget before this growth.
+        held: usize,
+        /// The budget.
+        limit: usize,
+    },
     /// The transport failed.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
@@ -99,16 +114,75 @@ pub fn encode_record(body: &[u8], out: &mut Vec<u8>) {
 /// memory per link for the link's life.
 pub const RETAINED_CAPACITY: usize = 64 * 1024;
 
+/// The bytes all of a node's links may hold in partial records, beyond
+/// each link's free [`RETAINED_CAPACITY`].
+///
+/// Each link's decoder charges its buffer's capacity above the free
+/// allowance here before growing it, and gives it back when a record is
+/// taken (or the link ends). A growth that would pass the limit fails with
+/// [`FrameError::OverBudget`] and the link closes, so links that each
+/// announce a large record and stall pin at most this much in all (plus
+/// the free allowance per link), not `links × max_frame`.
+#[derive(Debug)]
+pub struct PartialBudget {
+    limit: usize,
+    held: AtomicUsize,
+}
+
+impl PartialBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        PartialBudget {
+            limit,
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes charged now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Moves a charge from `from` to `to` bytes; an increase past the limit
+    /// is refused and changes nothing.
+    fn recharge(&self, from: usize, to: usize) -> Result<(), FrameError> {
+        if to <= from {
+            self.held.fetch_sub(from - to, Ordering::Relaxed);
+            return Ok(());
+        }
+        let more = to - from;
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(more).filter(|&h| h <= self.limit)
+            })
+            .map(drop)
+            .map_err(|held| FrameError::OverBudget {
+                held,
+                limit: self.limit,
+            })
+    }
+}
+
 /// Incremental, sans-IO decoder of records.
 ///
 /// Feed it bytes as they arrive with [`FrameDecoder::extend`], then take
 /// whole records with [`FrameDecoder::next_record`]. The buffer it keeps is
-/// bounded by the maximum record plus one read.
+/// bounded by the maximum record plus one read, and, once given a
+/// [`PartialBudget`], what it holds above [`RETAINED_CAPACITY`] is charged
+/// to that budget.
 #[derive(Debug)]
 pub struct FrameDecoder {
     max: usize,
     buf: Vec<u8>,
     start: usize,
+    budget: Option<Arc<PartialBudget>>,
+    /// What this decoder has charged to `budget`.
+    charged: usize,
 }
 
 impl FrameDecoder {
@@ -118,7 +192,43 @@ impl FrameDecoder {
             max,
             buf: Vec::new(),
             start: 0,
+            budget: None,
+            charged: 0,
         }
+    }
+
+    /// Charges this decoder's buffer above [`RETAINED_CAPACITY`] to
+    /// `budget` from now on.
+    pub fn set_budget(&mut self, budget: Arc<PartialBudget>) -> Result<(), FrameError> {
+        self.release();
+        self.budget = Some(budget);
+        self.charge(self.buf.capacity())
+    }
+
+    /// Charges the budget (if any) for a buffer of `capacity` bytes.
+    fn charge(&mut self, capacity: usize) -> Result<(), FrameError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        let to = capacity.saturating_sub(RETAINED_CAPACITY);
+        budget.recharge(self.charged, to)?;
+        self.charged = to;
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            let _ = budget.recharge(self.charged, 0);
+        }
+        self.charged = 0;
+    }
+
+    /// Where the record under way ends in `buf`, once its prefix has
+    /// arrived and is within the maximum.
+    fn record_end(&self) -> Option<usize> {
+        let head = self.buf[self.start..].first_chunk::<PREFIX_LEN>()?;
+        let len = usize::try_from(u32::from_be_bytes(*head)).ok()?;
+        (len <= self.max).then(|| self.start + PREFIX_LEN + len)
     }
 
     /// The maximum record length.
@@ -137,12 +247,28 @@ impl FrameDecoder {
     }
 
     /// Appends received bytes.
-    pub fn extend(&mut self, bytes: &[u8]) {
+    ///
+    /// The buffer grows by doubling, but never past the end of the record
+    /// under way when that is known (so a 1 MiB record takes 1 MiB, not the
+    /// next power of two), and only after the growth is charged to the
+    /// budget: [`FrameError::OverBudget`] leaves the decoder as it was.
+    pub fn extend(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
         }
+        let need = self.buf.len() + bytes.len();
+        if need > self.buf.capacity() {
+            let doubled = need.max(2 * self.buf.capacity());
+            let target = match self.record_end() {
+                Some(end) if end >= need => doubled.min(end),
+                _ => doubled,
+            };
+            self.charge(target)?;
+            self.buf.reserve_exact(target - self.buf.len());
+        }
         self.buf.extend_from_slice(bytes);
+        Ok(())
     }
 
     /// The next whole record, `Ok(None)` if more bytes are needed, or an error
@@ -160,12 +286,9 @@ impl FrameDecoder {
             _ => FrameError::TooLarge { len, max: self.max },
         })?;
         if avail.len() < PREFIX_LEN + len {
-            // Reserve for the announced body only now that it is known to
-            // be within the limit, and at most one retained buffer's worth:
-            // the rest grows as it arrives, so a peer that announces a large
-            // record and stalls pins what it sent, not what it announced.
-            self.buf
-                .reserve((PREFIX_LEN + len - avail.len()).min(RETAINED_CAPACITY));
+            // Nothing is reserved for the announced body: the buffer grows
+            // as it arrives, so a peer that announces a large record and
+            // stalls pins what it sent, not what it announced.
             return Ok(None);
         }
         let body = avail[PREFIX_LEN..PREFIX_LEN + len].to_vec();
@@ -179,6 +302,8 @@ impl FrameDecoder {
         }
         if self.buf.capacity() > RETAINED_CAPACITY {
             self.buf.shrink_to(RETAINED_CAPACITY.max(self.buf.len()));
+            // Never more than what was charged: a shrink cannot fail.
+            let _ = self.charge(self.buf.capacity());
         }
         Ok(Some(body))
     }
@@ -210,8 +335,14 @@ impl FrameDecoder {
                     }
                 };
             }
-            self.extend(&scratch[..n]);
+            self.extend(&scratch[..n])?;
         }
+    }
+}
+
+impl Drop for FrameDecoder {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -318,7 +449,7 @@ mod tests {
         encode_record(&vec![7u8; 1 << 20], &mut wire);
         encode_record(b"small", &mut wire);
         for chunk in wire.chunks(64 * 1024) {
-            d.extend(chunk);
+            d.extend(chunk).unwrap();
         }
         assert_eq!(d.next_record().unwrap().map(|r| r.len()), Some(1 << 20));
         assert!(d.buf.capacity() <= RETAINED_CAPACITY, "kept {} bytes", d.buf.capacity());
@@ -333,7 +464,7 @@ mod tests {
         let mut d = FrameDecoder::new(1 << 20);
         let mut wire = Vec::new();
         encode_record(&vec![7u8; 1 << 20], &mut wire);
-        d.extend(&wire[..100]);
+        d.extend(&wire[..100]).unwrap();
         assert_eq!(d.next_record().unwrap(), None);
         assert!(
             d.buf.capacity() <= 2 * RETAINED_CAPACITY,
@@ -341,10 +472,60 @@ mod tests {
             d.buf.capacity()
         );
         for chunk in wire[100..].chunks(64 * 1024) {
-            d.extend(chunk);
+            d.extend(chunk).unwrap();
             let _ = d.next_record().unwrap();
         }
         assert_eq!(d.buffered(), 0, "the whole record was taken");
+    }
+
+    /// Decoders sharing a budget: a second link's record is refused once the
+    /// first holds the budget, the refusal leaves the second decoder as it
+    /// was, and the charge comes back when the first record is taken or its
+    /// decoder dropped.
+    #[test]
+    fn links_share_one_partial_budget() {
+        let budget = Arc::new(PartialBudget::new(1 << 20));
+        let mut wire = Vec::new();
+        encode_record(&vec![7u8; 1 << 20], &mut wire);
+        let (head, tail) = wire.split_at(wire.len() - 1);
+        let mut first = FrameDecoder::new(1 << 20);
+        first.set_budget(budget.clone()).unwrap();
+        for chunk in head.chunks(64 * 1024) {
+            first.extend(chunk).unwrap();
+        }
+        assert_eq!(first.next_record().unwrap(), None);
+        // The buffer grew to the record's end, not the next power of two.
+        assert_eq!(first.buf.capacity(), wire.len());
+        assert_eq!(budget.held(), wire.len() - RETAINED_CAPACITY);
+
+        let mut second = FrameDecoder::new(1 << 20);
+        second.set_budget(budget.clone()).unwrap();
+        let mut fed = 0;
+        let refused = head.chunks(64 * 1024).find_map(|chunk| {
+            let r = second.extend(chunk).err();
+            fed += usize::from(r.is_none()) * chunk.len();
+            r
+        });
+        assert!(
+            matches!(refused, Some(FrameError::OverBudget { limit, .. }) if limit == 1 << 20),
+            "{refused:?}"
+        );
+        assert_eq!(second.buffered(), fed, "a refused growth keeps nothing");
+        assert!(budget.held() <= budget.limit());
+
+        first.extend(tail).unwrap();
+        assert_eq!(first.next_record().unwrap().map(|r| r.len()), Some(1 << 20));
+        let after_take = budget.held();
+        drop(second);
+        assert_eq!(after_take, 0, "taking the record gave its charge back");
+        assert_eq!(budget.held(), 0);
+        let mut third = FrameDecoder::new(1 << 20);
+        third.set_budget(budget.clone()).unwrap();
+        for chunk in head.chunks(64 * 1024) {
+            third.extend(chunk).unwrap();
+        }
+        drop(third);
+        assert_eq!(budget.held(), 0, "a dropped decoder gives its charge back");
     }
 
     use futures_lite::future;
@@ -358,11 +539,11 @@ mod tests {
         for cut in 0..wire.len() {
             let mut d = FrameDecoder::new(1000);
             let mut out = Vec::new();
-            d.extend(&wire[..cut]);
+            d.extend(&wire[..cut]).unwrap();
             while let Some(r) = d.next_record().unwrap() {
                 out.push(r);
             }
-            d.extend(&wire[cut..]);
+            d.extend(&wire[cut..]).unwrap();
             while let Some(r) = d.next_record().unwrap() {
                 out.push(r);
             }
@@ -374,7 +555,7 @@ mod tests {
     #[test]
     fn oversized_prefix_is_refused_before_allocation() {
         let mut d = FrameDecoder::new(1 << 20);
-        d.extend(&[0xff, 0xff, 0xff, 0xff]);
+        d.extend(&[0xff, 0xff, 0xff, 0xff]).unwrap();
         assert!(matches!(
             d.next_record(),
             Err(FrameError::TooLarge {

@@ -41,6 +41,18 @@ pub struct DriverConfig {
     /// Default: `8`: room for several nodes behind one address (a NAT, a
     /// test host) joining at once.
     pub max_handshakes_per_ip: usize,
+    /// Bytes that partial records (frames still arriving) may hold across
+    /// all links, beyond each link's free 64 KiB read buffer. A link whose
+    /// record would take the total over it is closed (counted in
+    /// `DriverStats::over_budget`), so links that each announce a large
+    /// frame and stall pin this much in all, not `max_connections ×
+    /// max_frame`. Raised to one frame of `node.max_frame` if lower, so a
+    /// frame of the maximum size can always arrive.
+    ///
+    /// Default: `32 << 20`. 32 MiB: 32 frames of the default maximum
+    /// (1 MiB) arriving at once, six times what a HyParView node's five
+    /// active neighbours (the paper's active view) can send it at a time.
+    pub partial_frame_budget: usize,
     /// Frames queued for one peer.
     ///
     /// Default: `4096`. Enough for bursts of small broadcasts to a slow
@@ -131,6 +143,7 @@ impl Default for DriverConfig {
             max_connections: 256,
             max_handshakes: 64,
             max_handshakes_per_ip: 8,
+            partial_frame_budget: 32 << 20,
             peer_queue_frames: 4096,
             peer_queue_bytes: 8 << 20,
             command_queue: 1024,
@@ -155,6 +168,7 @@ impl fmt::Debug for DriverConfig {
             max_connections,
             max_handshakes,
             max_handshakes_per_ip,
+            partial_frame_budget,
             peer_queue_frames,
             peer_queue_bytes,
             command_queue,
@@ -174,6 +188,7 @@ impl fmt::Debug for DriverConfig {
             .field("max_connections", max_connections)
             .field("max_handshakes", max_handshakes)
             .field("max_handshakes_per_ip", max_handshakes_per_ip)
+            .field("partial_frame_budget", partial_frame_budget)
             .field("peer_queue_frames", peer_queue_frames)
             .field("peer_queue_bytes", peer_queue_bytes)
             .field("command_queue", command_queue)

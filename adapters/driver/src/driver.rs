@@ -23,6 +23,7 @@ mod link_table;
 
 pub(crate) use commands::Command;
 
+use crate::codec::{PREFIX_LEN, PartialBudget, RETAINED_CAPACITY};
 use crate::config::DriverConfig;
 use crate::handle::{Handle, Shared};
 use crate::joined::ContactFailure;
@@ -86,6 +87,7 @@ pub fn start(
         runtime: runtime.clone(),
         incarnation,
         max_frame: config.node.max_frame,
+        partial: std::sync::Arc::new(PartialBudget::new(partial_budget(&config))),
         connect_timeout: config.connect_timeout.into(),
         handshake_timeout: config.handshake_timeout.into(),
         linger: config.linger.into(),
@@ -140,6 +142,21 @@ pub fn start(
 
 /// A random number from the standard library's per-process hash keys and
 /// the clock; enough to tell two starts of one node apart.
+/// The configured partial-record budget, raised (with a warning) to what
+/// one record of the maximum frame size charges, so that such a frame can
+/// always arrive.
+fn partial_budget(config: &DriverConfig) -> usize {
+    let one_frame = (PREFIX_LEN + config.node.max_frame).saturating_sub(RETAINED_CAPACITY);
+    if config.partial_frame_budget < one_frame {
+        tracing::warn!(
+            configured = config.partial_frame_budget,
+            raised_to = one_frame,
+            "partial_frame_budget is below one frame of max_frame: raised to it"
+        );
+    }
+    config.partial_frame_budget.max(one_frame)
+}
+
 fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -8,7 +8,9 @@
 //! writer drains the peer's frame queue, which the loop fills without ever
 //! waiting.
 
-use crate::codec::{Ack, FrameDecoder, FrameError, HANDSHAKE_MAX, Hello, PREFIX_LEN, encode_record, write_record};
+use crate::codec::{
+    Ack, FrameDecoder, FrameError, HANDSHAKE_MAX, Hello, PREFIX_LEN, PartialBudget, encode_record, write_record,
+};
 use crate::handle::Shared;
 use crate::joined::ContactFailure;
 use crate::oneshot;
@@ -54,6 +56,10 @@ pub(crate) enum Closed {
     Broken,
     /// The peer sent bytes that are not a record.
     BadInput,
+    /// The record arriving would have taken the node's partial-record
+    /// budget over its limit: a failure of the link, not necessarily of the
+    /// peer.
+    OverBudget,
 }
 
 /// Why a dial did not produce a link.
@@ -125,6 +131,8 @@ pub(crate) struct TaskCtx {
     pub(crate) runtime: std::sync::Arc<dyn Runtime>,
     pub(crate) incarnation: u64,
     pub(crate) max_frame: usize,
+    /// What partial records may hold across all links.
+    pub(crate) partial: std::sync::Arc<PartialBudget>,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) linger: Duration,
@@ -255,6 +263,8 @@ fn handshake_failure(error: &FrameError) -> ContactFailure {
         FrameError::Truncated { .. } => {
             ContactFailure::HungUp("it closed the connection before answering the handshake".into())
         }
+        // Handshakes are not charged to the budget; kept for completeness.
+        FrameError::OverBudget { .. } => ContactFailure::HungUp(format!("{error}")),
         FrameError::TooLarge { .. } | FrameError::Handshake(_) => {
             ContactFailure::WrongTransport(format!("its answer is not a node handshake ({error})"))
         }
@@ -352,7 +362,12 @@ async fn run(
 ) {
     let Duplex { mut reader, mut writer } = duplex;
     decoder.set_max(ctx.max_frame);
+    let budgeted = decoder.set_budget(ctx.partial.clone());
     let read = async {
+        if let Err(error) = budgeted {
+            tracing::warn!(%peer, %error, "closing the link: the partial-record budget is full");
+            return Closed::OverBudget;
+        }
         let mut scratch = vec![0u8; READ_CHUNK];
         let silence = ctx.liveness_timeout;
         loop {
@@ -387,6 +402,10 @@ async fn run(
                 Err(FrameError::Io(error)) => {
                     tracing::debug!(%peer, %error, "link broken");
                     return Closed::Broken;
+                }
+                Err(error @ FrameError::OverBudget { .. }) => {
+                    tracing::warn!(%peer, %error, "closing the link: the partial-record budget is full");
+                    return Closed::OverBudget;
                 }
                 Err(error) => {
                     tracing::warn!(%peer, %error, "closing the link: bad input");

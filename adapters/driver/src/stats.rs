@@ -37,6 +37,11 @@ pub struct DriverStats {
     /// or frame: garbage, an oversized length prefix, a cut-off record, a
     /// frame the node refused.
     pub bad_input: u64,
+    /// Links closed because the record arriving on them would have taken
+    /// what partial records hold across all links over
+    /// [`DriverConfig::partial_frame_budget`](crate::DriverConfig::partial_frame_budget)
+    /// (also counted in `links_failed`).
+    pub over_budget: u64,
     /// Links closed after [`DriverConfig::idle_timeout`](crate::DriverConfig::idle_timeout).
     pub idle_closes: u64,
     /// Frames handed to peer queues.

@@ -63,7 +63,7 @@ fn a_neighbour_that_never_reads_costs_dropped_frames_not_a_stalled_node() {
         }
         let n = hole.read(&mut buf).unwrap();
         assert!(n > 0, "the node hung up");
-        decoder.extend(&buf[..n]);
+        decoder.extend(&buf[..n]).unwrap();
     };
     assert!(matches!(Ack::decode(&ack), Ok(Ack::Accept { .. })));
     assert!(eventually(|| block_on(a.handle().neighbors())

@@ -298,6 +298,11 @@ impl Core {
                 self.stats.links_failed += 1;
                 true
             }
+            Closed::OverBudget => {
+                self.stats.over_budget += 1;
+                self.stats.links_failed += 1;
+                true
+            }
         };
         // A link that was already replaced or closed on purpose: the peer's
         // state follows its current link, not this one.

@@ -153,6 +153,9 @@ impl Core {
             Closed::Goodbye => ContactFailure::RefusedByPeer("it closed the link (it is leaving, or idle)".into()),
             Closed::Broken => ContactFailure::HungUp("the link broke before the join was answered".into()),
             Closed::BadInput => ContactFailure::WrongTransport("it sent bytes that are not frames".into()),
+            Closed::OverBudget => {
+                ContactFailure::HungUp("its link was closed: this node's partial-frame budget was full".into())
+            }
             Closed::ByUs => return,
         };
         self.join_ended(peer, || why);
